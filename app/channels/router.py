@@ -1,0 +1,54 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import ADMIN, ANY_ROLE, Principal
+from app.channels import service
+from app.channels.models import Channel
+from app.channels.schemas import ChannelCreate, ChannelOut, ChannelUpdate
+from app.core.db import get_session
+from app.core.pagination import PageParams, apply_page, page_params, page_result
+from app.core.responses import created, json_response, rfc3339
+
+router = APIRouter(prefix="/v1/channels", tags=["channels"])
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+def render(ch: Channel) -> dict:
+    return {
+        "id": ch.id, "object": "channel", "code": ch.code, "name": ch.name, "type": ch.type,
+        "currency": ch.currency, "country": ch.country, "prices_include_tax": ch.prices_include_tax,
+        "price_lists": list(ch.price_lists or []), "fulfillment_locations": list(ch.fulfillment_locations or []),
+        "return_window_days": ch.return_window_days, "pickup_hold_days": ch.pickup_hold_days,
+        "version": ch.version, "created_at": rfc3339(ch.created_at), "updated_at": rfc3339(ch.updated_at),
+    }
+
+
+@router.post("", status_code=201, response_model=ChannelOut, summary="Create a channel")
+async def create_channel(body: ChannelCreate, session: Session, _: Principal = Depends(ADMIN)):
+    ch = await service.create_channel(session, body)
+    return created(render(ch), version=ch.version)
+
+
+@router.get("", response_model=dict, summary="List channels (bound keys see their own)")
+async def list_channels(session: Session, page: PageParams = Depends(page_params), who: Principal = Depends(ANY_ROLE)):
+    stmt = select(Channel)
+    if not who.is_admin:
+        stmt = stmt.where(Channel.id == who.channel_id)
+    rows = (await session.execute(apply_page(stmt, Channel.id, page))).scalars().all()
+    return json_response(page_result(list(rows), page, render))
+
+
+@router.get("/{ref}", response_model=ChannelOut, summary="Get a channel by id or code")
+async def get_channel(ref: str, session: Session, who: Principal = Depends(ANY_ROLE)):
+    who.channel_or_404(ref)
+    ch = await service.get_channel(session, ref)
+    return json_response(render(ch), version=ch.version)
+
+
+@router.patch("/{ref}", response_model=ChannelOut, summary="Update a channel (If-Match supported)")
+async def update_channel(ref: str, body: ChannelUpdate, request: Request, session: Session, _: Principal = Depends(ADMIN)):
+    ch = await service.update_channel(session, request, ref, body)
+    return json_response(render(ch), version=ch.version)

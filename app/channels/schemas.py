@@ -1,0 +1,53 @@
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from app.core.schemas import Code, Country, Currency, Input, Name, Output
+
+ChannelType = Literal["web", "app", "pos", "marketplace", "social"]
+Days = Annotated[int, Field(ge=0, le=3650)]
+
+
+class ChannelCreate(Input):
+    code: Code
+    name: Name
+    type: ChannelType
+    currency: Currency
+    country: Country
+    prices_include_tax: bool = True
+    price_lists: Annotated[list[Code], Field(max_length=50)] = []
+    fulfillment_locations: Annotated[list[Code], Field(max_length=1000)] = []
+    return_window_days: Days = 30
+    pickup_hold_days: Days = 3
+
+
+class ChannelUpdate(Input):
+    """`code` and `type` are fixed once created (keys and orders refer to them)."""
+
+    name: Name | None = None
+    currency: Currency | None = None
+    country: Country | None = None
+    prices_include_tax: bool | None = None
+    price_lists: Annotated[list[Code], Field(max_length=50)] | None = None
+    fulfillment_locations: Annotated[list[Code], Field(max_length=1000)] | None = None
+    return_window_days: Days | None = None
+    pickup_hold_days: Days | None = None
+    version: int | None = None
+
+
+class ChannelOut(Output):
+    id: str
+    code: str
+    name: str
+    type: ChannelType
+    currency: str
+    country: str
+    prices_include_tax: bool
+    price_lists: list[str]
+    fulfillment_locations: list[str]
+    return_window_days: int
+    pickup_hold_days: int
+    version: int
+    created_at: datetime
+    updated_at: datetime

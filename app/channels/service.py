@@ -1,0 +1,83 @@
+"""Channels: where and how the retailer sells (web shop, app, POS, marketplace, social)."""
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.channels.models import Channel
+from app.channels.schemas import ChannelCreate, ChannelUpdate
+from app.core import clock
+from app.core.concurrency import check_version
+from app.core.errors import ApiError, not_found
+from app.core.ids import new_id
+from app.inventory.models import Location
+
+
+async def get_channel(session: AsyncSession, ref: str, *, for_update: bool = False) -> Channel:
+    """By id or code."""
+    stmt = select(Channel).where((Channel.code == ref) | (Channel.id == ref))
+    if for_update:
+        stmt = stmt.with_for_update()
+    ch = (await session.execute(stmt)).scalars().first()
+    if ch is None:
+        raise not_found("Channel", ref)
+    return ch
+
+
+async def _check_locations(session: AsyncSession, codes: list[str]) -> None:
+    dupes = sorted({c for c in codes if codes.count(c) > 1})
+    if dupes:
+        raise ApiError(422, "validation_error", f"Duplicate location {dupes[0]!r}.",
+                       errors=[{"field": "fulfillment_locations", "message": f"Duplicate location {d!r}."} for d in dupes])
+    if not codes:
+        return
+    found = set((await session.execute(select(Location.code).where(Location.code.in_(codes)))).scalars())
+    missing = [c for c in codes if c not in found]
+    if missing:
+        raise ApiError(
+            422, "validation_error", f"Unknown location {missing[0]!r}.",
+            errors=[{"field": f"fulfillment_locations[{codes.index(c)}]", "message": f"Unknown location {c!r}."} for c in missing],
+        )
+
+
+def _check_price_list_codes(codes: list[str]) -> None:
+    dupes = sorted({c for c in codes if codes.count(c) > 1})
+    if dupes:
+        raise ApiError(422, "validation_error", f"Duplicate price list {dupes[0]!r}.",
+                       errors=[{"field": "price_lists", "message": f"Duplicate price list {d!r}."} for d in dupes])
+
+
+async def create_channel(session: AsyncSession, data: ChannelCreate) -> Channel:
+    await _check_locations(session, data.fulfillment_locations)
+    _check_price_list_codes(data.price_lists)
+    ch = Channel(id=new_id("ch"), **data.model_dump())
+    session.add(ch)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise ApiError(409, "duplicate_code", f"A channel with code {data.code!r} already exists.",
+                       errors=[{"field": "code", "message": "Already in use."}]) from None
+    return ch
+
+
+async def update_channel(session: AsyncSession, request: Request, ref: str, data: ChannelUpdate) -> Channel:
+    ch = await get_channel(session, ref, for_update=True)
+    check_version(request, ch.version, data.version)
+    changes = data.model_dump(exclude_unset=True, exclude={"version"})
+    for field in ("name", "currency", "country", "prices_include_tax", "price_lists",
+                  "fulfillment_locations", "return_window_days", "pickup_hold_days"):
+        if field in changes and changes[field] is None:
+            raise ApiError(422, "validation_error", f"{field} may not be null.",
+                           errors=[{"field": field, "message": "May not be null."}])
+    if "fulfillment_locations" in changes:
+        await _check_locations(session, changes["fulfillment_locations"])
+    if "price_lists" in changes:
+        _check_price_list_codes(changes["price_lists"])
+    if changes:
+        for k, v in changes.items():
+            setattr(ch, k, v)
+        ch.version += 1
+        ch.updated_at = clock.now()
+    await session.commit()
+    return ch

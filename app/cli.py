@@ -1,0 +1,93 @@
+"""Operator commands: `python -m app.cli migrate | create-api-key | seed-demo | serve | worker`."""
+import asyncio
+import sys
+
+import click
+
+from app.core.db import normalize_url
+from app.core.settings import get_settings
+
+
+def run_migrations(database_url: str | None = None) -> None:
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = Config(str(root / "alembic.ini"))
+    cfg.set_main_option("script_location", str(root / "migrations"))
+    cfg.attributes["database_url"] = normalize_url(database_url or get_settings().database_url)
+    command.upgrade(cfg, "head")
+
+
+@click.group()
+def cli() -> None:
+    """Unified-commerce backend operations."""
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database to the latest migration."""
+    run_migrations()
+    click.echo("database is at the latest migration")
+
+
+@cli.command("create-api-key")
+@click.option("--role", required=True, type=click.Choice(["admin", "storefront", "pos", "marketplace", "dropshipper"]))
+@click.option("--name", required=True)
+@click.option("--channel", default=None, help="channel code (storefront, marketplace, pos)")
+@click.option("--location", default=None, help="location code (pos, dropshipper)")
+def create_api_key(role: str, name: str, channel: str | None, location: str | None) -> None:
+    """Create an API key; the secret is the last line printed."""
+    from app.auth.service import create_api_key as create
+    from app.core.db import dispose_engine, sessionmaker
+    from app.core.errors import ApiError
+
+    async def go():
+        try:
+            async with sessionmaker()() as session:
+                return await create(session, name=name, role=role, channel=channel, location=location)
+        finally:
+            await dispose_engine()
+
+    try:
+        key, secret = asyncio.run(go())
+    except ApiError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(2)
+    click.echo(f"created {key.role} key {key.id} ({key.name})")
+    click.echo(secret)
+
+
+@cli.command("seed-demo")
+def seed_demo() -> None:
+    """Load a small demo retailer (idempotent: running it twice changes nothing)."""
+    from app.seed import seed
+
+    summary = asyncio.run(seed())
+    click.echo(summary)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+@click.option("--workers", default=1, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level="info")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="run one round of background work and exit")
+def worker(once: bool) -> None:
+    """Run background work: webhook delivery, expiries, clean-up."""
+    from app import worker as w
+
+    asyncio.run(w.run(once=once))
+
+
+if __name__ == "__main__":
+    cli()

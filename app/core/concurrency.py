@@ -1,0 +1,41 @@
+"""Optimistic concurrency: integer `version`, `ETag: "<version>"`, `If-Match`."""
+from fastapi import Request, Response
+
+from app.core.errors import ApiError
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def set_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = etag(version)
+
+
+def if_match_version(request: Request) -> int | None:
+    """The version a client asserts with If-Match, or None when it sent none (or `*`)."""
+    raw = request.headers.get("if-match")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if raw == "*" or raw == "":
+        return None
+    if raw.startswith("W/"):
+        raw = raw[2:]
+    raw = raw.strip('"')
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(412, "version_conflict", "If-Match must be an ETag this API returned, like \"3\".") from None
+
+
+def check_version(request: Request, current: int, body_version: int | None = None) -> None:
+    """412 when If-Match (or a `version` in the body) names another version than the current one."""
+    wanted = if_match_version(request)
+    for v in (wanted, body_version):
+        if v is not None and v != current:
+            raise ApiError(
+                412, "version_conflict",
+                f"The resource is at version {current}, the request expected version {v}.",
+                current_version=current,
+            )

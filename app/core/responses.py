@@ -1,0 +1,35 @@
+"""Fast JSON responses: routers build plain dicts and return them through here."""
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from app.core.concurrency import etag
+
+
+def _default(obj: Any):
+    if isinstance(obj, datetime):
+        return obj.isoformat().replace("+00:00", "Z")
+    if isinstance(obj, date):
+        return obj.isoformat()
+    raise TypeError
+
+
+def dumps(data: Any) -> bytes:
+    return orjson.dumps(data, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None, version: int | None = None) -> Response:
+    response = Response(dumps(data), status_code=status, media_type="application/json", headers=headers)
+    if version is not None:
+        response.headers["ETag"] = etag(version)
+    return response
+
+
+def created(data: Any, version: int | None = None) -> Response:
+    return json_response(data, 201, version=version)
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None

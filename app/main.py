@@ -1,0 +1,84 @@
+"""Builds the FastAPI app: routers, middleware, error handlers."""
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+
+from app.auth.middleware import AuthMiddleware, RateLimitMiddleware
+from app.core.db import dispose_engine
+from app.core.errors import install_error_handlers, problem_response
+from app.core.idempotency import IdempotencyMiddleware
+from app.core.observability import RequestIdMetricsMiddleware
+
+DESCRIPTION = """
+One headless backend for every channel: web shops, apps, POS terminals,
+marketplace connectors and dropship partners share one catalog, one stock pool,
+one price engine and one order flow.
+
+Authenticate with `Authorization: Bearer <secret>`. Errors are
+`application/problem+json`. Every POST accepts `Idempotency-Key`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    from app.core.settings import get_settings
+
+    worker_task = None
+    if get_settings().inline_worker:
+        from app import worker
+
+        worker_task = worker.start_inline()
+    try:
+        yield
+    finally:
+        if worker_task is not None:
+            worker_task.cancel()
+        await dispose_engine()
+
+
+def _include_routers(app: FastAPI) -> None:
+    from app.auth.router import router as api_keys
+    from app.channels.router import router as channels
+    from app.core.ops import router as ops
+    from app.inventory.router import router as inventory
+
+    for r in (ops, api_keys, channels, inventory):
+        app.include_router(r)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Unified Commerce API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request, exc):
+        return problem_response(409, "conflict", "The change conflicts with existing data.")
+
+    @app.exception_handler(DataError)
+    async def _data(_request, exc):
+        return problem_response(422, "validation_error", "A value is out of range for its field.")
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(_request, exc):
+        if getattr(exc, "connection_invalidated", False):
+            return problem_response(503, "unavailable", "The database is unavailable; retry.", headers={"Retry-After": "1"})
+        raise exc
+
+    _include_routers(app)
+    # Order: the last added runs first.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RateLimitMiddleware)
+    app.add_middleware(AuthMiddleware)
+    app.add_middleware(RequestIdMetricsMiddleware)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,28 @@
+"""Small builders shared by tests: create channels, locations… through the API."""
+from tests.conftest import uid
+
+
+def assert_problem(resp, status: int, code: str | None = None) -> dict:
+    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
+    assert resp.headers["content-type"].startswith("application/problem+json"), resp.headers["content-type"]
+    body = resp.json()
+    assert body["status"] == status
+    assert set(body) >= {"type", "title", "status", "detail", "code", "errors"}
+    assert body["type"].endswith("/errors/" + body["code"])
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+async def create_location(client, admin, type: str = "store", **kw) -> dict:
+    body = {"code": uid(type[:2]), "name": f"Test {type}", "type": type, **kw}
+    r = await client.post("/v1/locations", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def create_channel(client, admin, type: str = "web", **kw) -> dict:
+    body = {"code": uid(type), "name": f"Test {type}", "type": type, "currency": "EUR", "country": "DE", **kw}
+    r = await client.post("/v1/channels", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    return r.json()

@@ -1,6 +1,22 @@
 """Imports every table model so SQLModel.metadata is complete (Alembic, tests)."""
-from app.auth import models as _auth  # noqa: F401
-from app.channels import models as _channels  # noqa: F401
-from app.core import idempotency as _idempotency  # noqa: F401
-from app.events import models as _events  # noqa: F401
-from app.inventory import models as _inventory  # noqa: F401
+import importlib
+
+MODEL_MODULES = (
+    "app.auth.models",
+    "app.channels.models",
+    "app.core.idempotency",
+    "app.events.models",
+    "app.catalog.models",
+    "app.inventory.models",
+    "app.pricing.models",
+    "app.customers.models",
+    "app.orders.models",
+    "app.payments.models",
+)
+
+for _name in MODEL_MODULES:
+    try:
+        importlib.import_module(_name)
+    except ModuleNotFoundError as _exc:
+        if _exc.name is None or not _name.startswith(_exc.name):
+            raise

@@ -124,9 +124,11 @@ def live_server():
     """uvicorn serving the app on loopback against the test database."""
     port = _free_port()
     env = dict(os.environ, DATABASE_URL=DATABASE_URL)
+    log_path = Path(_TMP) / "live_server.log"
+    log = open(log_path, "wb")  # a file, not a pipe: an unread pipe fills up and blocks the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
@@ -137,7 +139,7 @@ def live_server():
         except httpx.TransportError:
             time.sleep(0.1)
         if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode())
+            raise RuntimeError(log_path.read_text())
     else:
         proc.kill()
         raise RuntimeError("live server did not start")
@@ -147,3 +149,4 @@ def live_server():
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()

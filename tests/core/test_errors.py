@@ -1,0 +1,61 @@
+"""problem+json for every failure; no client input produces a 500."""
+from tests.helpers import assert_problem, create_channel
+from tests.conftest import uid
+
+
+async def test_unknown_path_and_method(client, admin):
+    assert_problem(await client.get("/v1/nothing-here", headers=admin), 404, "not_found")
+    assert_problem(await client.delete("/v1/channels", headers=admin), 405, "method_not_allowed")
+
+
+async def test_invalid_json_is_400(client, admin):
+    r = await client.post("/v1/channels", content=b'{"code": "x",', headers=admin | {"Content-Type": "application/json"})
+    assert_problem(r, 400, "invalid_json")
+    r = await client.post("/v1/channels", content=b"\xff\xfe", headers=admin | {"Content-Type": "application/json"})
+    assert r.status_code in (400, 422)
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_validation_lists_every_bad_field(client, admin):
+    r = await client.post("/v1/channels", json={
+        "code": "has space", "name": "", "type": "telegraph", "currency": "euro", "country": "DE",
+        "return_window_days": -1, "surprise": 1,
+    }, headers=admin)
+    body = assert_problem(r, 422, "validation_error")
+    fields = {e["field"] for e in body["errors"]}
+    assert fields >= {"code", "name", "type", "currency", "return_window_days", "surprise"}
+    assert all(e["message"] for e in body["errors"])
+    r = await client.post("/v1/channels", json=[1, 2], headers=admin)
+    assert_problem(r, 422, "validation_error")
+    r = await client.post("/v1/channels", json={"code": "a", "name": "b", "type": "web", "currency": "EUR",
+                                                "country": "DE", "fulfillment_locations": [{"x": 1}]}, headers=admin)
+    body = assert_problem(r, 422, "validation_error")
+    assert body["errors"][0]["field"] == "fulfillment_locations[0]"
+
+
+async def test_query_validation(client, admin):
+    assert_problem(await client.get("/v1/channels?limit=0", headers=admin), 422, "validation_error")
+    assert_problem(await client.get("/v1/channels?limit=501", headers=admin), 422, "validation_error")
+    assert_problem(await client.get("/v1/channels?limit=abc", headers=admin), 422, "validation_error")
+    assert_problem(await client.get("/v1/channels?cursor=%%%", headers=admin), 422, "validation_error")
+
+
+async def test_conflict_409_and_nothing_half_written(client, admin):
+    ch = await create_channel(client, admin)
+    r = await client.post("/v1/channels", json={"code": ch["code"], "name": "again", "type": "web",
+                                                "currency": "EUR", "country": "DE"}, headers=admin)
+    body = assert_problem(r, 409, "duplicate_code")
+    assert body["errors"][0]["field"] == "code"
+    r = await client.post("/v1/channels", json={"code": uid("c"), "name": "n", "type": "web", "currency": "EUR",
+                                                "country": "DE", "fulfillment_locations": ["nowhere"]}, headers=admin)
+    body = assert_problem(r, 422, "validation_error")
+    assert body["errors"][0]["field"] == "fulfillment_locations[0]"
+
+
+async def test_huge_numbers_are_422_not_500(client, admin):
+    r = await client.post("/v1/locations", json={"code": uid("l"), "name": "n", "type": "store", "priority": 10**30},
+                          headers=admin)
+    assert_problem(r, 422, "validation_error")
+    raw = '{"code": "%s", "name": "n", "type": "store", "lat": 1e400}' % uid("l")
+    r = await client.post("/v1/locations", content=raw, headers=admin | {"Content-Type": "application/json"})
+    assert r.status_code in (400, 422)

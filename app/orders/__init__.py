@@ -1,0 +1,1 @@
+"""Orders domain (see DESIGN.md). Not built yet: see the open issues."""

@@ -1,0 +1,1 @@
+"""Pricing domain (see DESIGN.md). Not built yet: see the open issues."""

@@ -89,6 +89,9 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(_request, exc):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if sqlstate and str(sqlstate).startswith("22"):  # data exception: a value the database cannot hold
+            return problem_response(422, "validation_error", "A value cannot be stored (out of range or invalid characters).")
         if getattr(exc, "connection_invalidated", False):
             return problem_response(503, "unavailable", "The database is unavailable; retry.", headers={"Retry-After": "1"})
         raise exc

@@ -59,3 +59,16 @@ async def test_huge_numbers_are_422_not_500(client, admin):
     raw = '{"code": "%s", "name": "n", "type": "store", "lat": 1e400}' % uid("l")
     r = await client.post("/v1/locations", content=raw, headers=admin | {"Content-Type": "application/json"})
     assert r.status_code in (400, 422)
+
+
+async def test_nul_characters_are_422_not_500(client, admin):
+    # PostgreSQL cannot store NUL in text or jsonb: found by the fuzz test
+    r = await client.post("/v1/locations", json={"code": uid("l"), "name": "a\u0000b", "type": "partner"}, headers=admin)
+    body = assert_problem(r, 422, "validation_error")
+    assert "name" in body["errors"][0]["message"]
+    r = await client.post("/v1/locations", json={"code": uid("l"), "name": "ok", "type": "store", "address": {
+        "line1": "x\u0000", "postal_code": "1", "city": "c", "country": "DE"}}, headers=admin)
+    assert_problem(r, 422, "validation_error")
+    r = await client.get("/v1/channels/a%00b", headers=admin)
+    assert r.status_code in (404, 422)
+    assert r.headers["content-type"].startswith("application/problem+json")

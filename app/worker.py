@@ -84,6 +84,11 @@ async def _loop(seconds: float, job: Job) -> None:
         await asyncio.sleep(seconds)
 
 
+async def _run_all_loops() -> None:
+    await asyncio.gather(*(_loop(s, j) for s, j in JOBS))
+
+
 def start_inline() -> asyncio.Task:
+    """The jobs inside the API process (INLINE_WORKER=true); the lifespan cancels the task on shutdown."""
     _load_jobs()
-    return asyncio.get_running_loop().create_task(asyncio.gather(*(_loop(s, j) for s, j in JOBS)))
+    return asyncio.get_running_loop().create_task(_run_all_loops())

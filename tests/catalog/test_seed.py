@@ -1,0 +1,54 @@
+"""The demo catalog: realistic, visible in the demo channels, idempotent."""
+from sqlalchemy import select
+
+from app.catalog.seed import SEED_SKUS, seed_demo
+from app.channels.models import Channel
+from app.channels.schemas import ChannelCreate
+from app.channels.service import create_channel
+from app.core.db import sessionmaker
+from app.inventory.locations import create_location
+from app.inventory.models import Location
+from app.inventory.schemas import LocationCreate
+from app.seed import CHANNELS, LOCATIONS
+from tests.conftest import auth, make_key
+
+
+async def _demo_channels():
+    """What app/seed.py creates before the catalog seed runs (only what is missing)."""
+    async with sessionmaker()() as session:
+        have = set((await session.execute(select(Location.code))).scalars())
+        for loc in LOCATIONS:
+            if loc["code"] not in have:
+                await create_location(session, LocationCreate(**loc))
+        have = set((await session.execute(select(Channel.code))).scalars())
+        for ch in CHANNELS:
+            if ch["code"] not in have:
+                await create_channel(session, ChannelCreate(**ch))
+
+
+async def test_seed_demo_is_idempotent(client, admin):
+    await _demo_channels()
+    async with sessionmaker()() as session:
+        first = await seed_demo(session)
+    async with sessionmaker()() as session:
+        assert await seed_demo(session) == []
+    assert len(SEED_SKUS) == len(set(SEED_SKUS))
+    for s in ("TS-BLK-M", "WINE-RIES-075", "CHEESE-GOUDA", "GIFT-BOX"):
+        assert s in SEED_SKUS
+    assert all(x.startswith("product ") for x in first)
+    for s in SEED_SKUS:
+        r = await client.get(f"/v1/variants?sku={s}", headers=admin)
+        assert r.status_code == 200, s
+        assert r.json()["status"] == "active"
+    box = (await client.get("/v1/variants?sku=GIFT-BOX", headers=admin)).json()
+    assert box["type"] == "bundle" and {c["sku"] for c in box["components"]} >= {"WINE-RIES-075", "CHEESE-GOUDA"}
+    tee = (await client.get("/v1/products/organic-cotton-t-shirt", headers=admin)).json()
+    assert tee["channels"] == sorted(["web-de", "app-de", "pos-de", "amazon-de"]) and tee["category"] == "fashion/t-shirts"
+    assert {v["options"]["size"] for v in tee["variants"]} == {"S", "M", "L"}
+    wine = (await client.get("/v1/variants?sku=WINE-RIES-075", headers=admin)).json()
+    cheese = (await client.get("/v1/variants?sku=CHEESE-GOUDA", headers=admin)).json()
+    assert wine["category"] == "grocery/wine" and cheese["category"] == "grocery/cheese" and cheese["tax_class"] == "reduced"
+    # a web-de storefront finds it by barcode
+    storefront = auth(await make_key("storefront", channel="web-de"))
+    r = await client.get(f"/v1/variants?gtin={wine['gtin']}", headers=storefront)
+    assert r.status_code == 200 and r.json()["sku"] == "WINE-RIES-075"

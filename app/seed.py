@@ -41,21 +41,48 @@ async def seed() -> str:
     made = []
     try:
         async with sessionmaker()() as session:
-            have = set((await session.execute(select(Location.code))).scalars())
-            for loc in LOCATIONS:
-                if loc["code"] not in have:
-                    await create_location(session, LocationCreate(**loc))
-                    made.append(f"location {loc['code']}")
-            have = set((await session.execute(select(Channel.code))).scalars())
-            for ch in CHANNELS:
-                if ch["code"] not in have:
-                    await create_channel(session, ChannelCreate(**ch))
-                    made.append(f"channel {ch['code']}")
+            made += await seed_locations_and_channels(session)
             for extra in _domain_seeders():
                 made.extend(await extra(session))
+            await _name_price_lists(session)
     finally:
         await dispose_engine()
     return "seeded: " + (", ".join(made) if made else "nothing new (already seeded)")
+
+
+async def seed_locations_and_channels(session) -> list[str]:
+    """The demo locations and channels that are missing (what the domain seeders build on)."""
+    made = []
+    have = set((await session.execute(select(Location.code))).scalars())
+    for loc in LOCATIONS:
+        if loc["code"] not in have:
+            await create_location(session, LocationCreate(**loc))
+            made.append(f"location {loc['code']}")
+    have = set((await session.execute(select(Channel.code))).scalars())
+    for ch in CHANNELS:
+        if ch["code"] not in have:
+            # price lists are named once the pricing seed has created them (_name_price_lists)
+            await create_channel(session, ChannelCreate(**{**ch, "price_lists": []}))
+            made.append(f"channel {ch['code']}")
+    return made
+
+
+async def _name_price_lists(session) -> None:
+    """Give each demo channel its price lists (in priority order) once they exist."""
+    from app.channels.service import _check_price_list_codes
+    from app.core.errors import ApiError
+
+    for spec in CHANNELS:
+        ch = (await session.execute(select(Channel).where(Channel.code == spec["code"]))).scalars().first()
+        if ch is None or ch.price_lists:
+            continue
+        try:
+            await _check_price_list_codes(session, spec["price_lists"], ch.currency)
+        except ApiError:
+            continue  # pricing not seeded: leave the channel without lists
+        ch.price_lists = spec["price_lists"]
+        ch.version += 1
+    await session.commit()
 
 
 def _domain_seeders():

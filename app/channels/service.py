@@ -40,16 +40,28 @@ async def _check_locations(session: AsyncSession, codes: list[str]) -> None:
         )
 
 
-def _check_price_list_codes(codes: list[str]) -> None:
+async def _check_price_list_codes(session: AsyncSession, codes: list[str], currency: str) -> None:
+    """Named price lists must exist and be in the channel's currency (a list in another currency
+    would silently never apply)."""
     dupes = sorted({c for c in codes if codes.count(c) > 1})
     if dupes:
         raise ApiError(422, "validation_error", f"Duplicate price list {dupes[0]!r}.",
                        errors=[{"field": "price_lists", "message": f"Duplicate price list {d!r}."} for d in dupes])
+    if not codes:
+        return
+    from app.pricing.service import existing_price_list_codes  # pricing builds on channels, not the reverse
+
+    found = await existing_price_list_codes(session, codes)
+    errors = [{"field": f"price_lists[{i}]", "message": f"Unknown price list {c!r}."} for i, c in enumerate(codes) if c not in found]
+    errors += [{"field": f"price_lists[{i}]", "message": f"Price list {c!r} is in {found[c]}, the channel sells in {currency}."}
+               for i, c in enumerate(codes) if c in found and found[c] != currency]
+    if errors:
+        raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
 
 
 async def create_channel(session: AsyncSession, data: ChannelCreate) -> Channel:
     await _check_locations(session, data.fulfillment_locations)
-    _check_price_list_codes(data.price_lists)
+    await _check_price_list_codes(session, data.price_lists, data.currency)
     ch = Channel(id=new_id("ch"), **data.model_dump())
     session.add(ch)
     try:
@@ -72,8 +84,9 @@ async def update_channel(session: AsyncSession, request: Request, ref: str, data
                            errors=[{"field": field, "message": "May not be null."}])
     if "fulfillment_locations" in changes:
         await _check_locations(session, changes["fulfillment_locations"])
-    if "price_lists" in changes:
-        _check_price_list_codes(changes["price_lists"])
+    if "price_lists" in changes or "currency" in changes:
+        await _check_price_list_codes(session, changes.get("price_lists", ch.price_lists or []),
+                                      changes.get("currency", ch.currency))
     if changes:
         for k, v in changes.items():
             setattr(ch, k, v)

@@ -1,1 +1,1 @@
-"""Pricing domain (see DESIGN.md). Not built yet: see the open issues."""
+"""Pricing: price lists, tax rates, promotions and the one quote engine (engine.py) every channel prices through."""

@@ -1,29 +1,14 @@
 """The demo catalog: realistic, visible in the demo channels, idempotent."""
-from sqlalchemy import select
-
 from app.catalog.seed import SEED_SKUS, seed_demo
-from app.channels.models import Channel
-from app.channels.schemas import ChannelCreate
-from app.channels.service import create_channel
 from app.core.db import sessionmaker
-from app.inventory.locations import create_location
-from app.inventory.models import Location
-from app.inventory.schemas import LocationCreate
-from app.seed import CHANNELS, LOCATIONS
+from app.seed import seed_locations_and_channels
 from tests.conftest import auth, make_key
 
 
 async def _demo_channels():
     """What app/seed.py creates before the catalog seed runs (only what is missing)."""
     async with sessionmaker()() as session:
-        have = set((await session.execute(select(Location.code))).scalars())
-        for loc in LOCATIONS:
-            if loc["code"] not in have:
-                await create_location(session, LocationCreate(**loc))
-        have = set((await session.execute(select(Channel.code))).scalars())
-        for ch in CHANNELS:
-            if ch["code"] not in have:
-                await create_channel(session, ChannelCreate(**ch))
+        await seed_locations_and_channels(session)
 
 
 async def test_seed_demo_is_idempotent(client, admin):

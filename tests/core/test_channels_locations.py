@@ -4,10 +4,11 @@ from tests.helpers import assert_problem, create_channel, create_location
 
 async def test_channel_crud_and_etag(client, admin):
     wh = await create_location(client, admin, "warehouse")
-    code = uid("web")
+    code, retail = uid("web"), uid("retail")
+    assert (await client.post("/v1/price-lists", json={"code": retail, "currency": "EUR"}, headers=admin)).status_code == 201
     r = await client.post("/v1/channels", json={
         "code": code, "name": "Web DE", "type": "web", "currency": "EUR", "country": "DE",
-        "prices_include_tax": True, "price_lists": ["retail"], "fulfillment_locations": [wh["code"]],
+        "prices_include_tax": True, "price_lists": [retail], "fulfillment_locations": [wh["code"]],
         "return_window_days": 14, "pickup_hold_days": 2}, headers=admin)
     assert r.status_code == 201, r.text
     ch = r.json()

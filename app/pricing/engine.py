@@ -1,0 +1,766 @@
+"""The quote engine: one pure function prices a basket for every channel.
+
+No database, no I/O, no clock: `quote()` takes the price data, the promotions, the
+context (channel, currency, customer group, coupons, *now*) and the lines, and returns
+the priced basket. The service layer loads those inputs in a few set-based statements.
+
+All amounts are integers in minor units; rates and percentages are basis points
+(1900 = 19 %). Rounding is half-up, per line.
+
+Price resolution (`resolve_prices`)
+-----------------------------------
+A price list applies to a quote when its currency is the channel's, it is active and valid
+at *now* (`valid_from <= now < valid_to`), the channel is in its `channels` or the list is
+named in the channel's `price_lists`, and its `customer_group` is empty or the customer's.
+For each SKU the applicable lists are ranked:
+1. lists for the customer's group before general lists (loyalty prices beat retail),
+2. lists named in the channel's `price_lists`, in that order, before the others,
+3. higher `priority` first, 4. `code` (a stable tie-break).
+The first list that has a price for the SKU wins; inside it, the tier with the greatest
+`min_quantity` not above the basket's total quantity of that SKU. No price -> the SKU
+is reported (the API answers 422 `no_price`).
+
+Promotions
+----------
+Eligible: active, valid at *now*, the channel in `channels` (empty = all), the customer's
+group in `customer_groups` (empty = everyone), and, when a `coupon_code` is set, that code
+in the quote's coupons. A line qualifies when its SKU is in `skus` or its category is (or is
+below) one of `categories`; with neither set, every line qualifies.
+
+| type | params | discount |
+|---|---|---|
+| buy_x_pay_y | {x, y} | qualifying units sorted by unit price (high to low, then SKU); in each full group of x, the cheapest x−y are free |
+| tiered_percent | {tiers: [{min_quantity, percent_bp}]} | the tier reached by the total qualifying quantity, as a percentage of the qualifying amount |
+| percent_off | {percent_bp, min_subtotal?} | percentage of the qualifying amount |
+| amount_off | {amount, per: order\\|line\\|unit, min_subtotal?} | `order`: once, spread over the qualifying lines; `line`: on every qualifying line; `unit`: on every qualifying unit (never more than the amount left) |
+| bundle_price | {items: [{sku, quantity}], amount} | each complete set in the basket costs `amount` instead of its items' prices |
+
+`min_subtotal` compares with the qualifying amount before this promotion.
+
+Choosing the combination: a promotion with `stackable: false` (exclusive) never shares a
+line with another promotion; stackable ones combine freely. Every stackable promotion takes
+part. Exclusive ones are tried one by one in order of their value alone (ties: higher
+priority, then code): each is valued on the lines no exclusive promotion kept so far
+discounts, the lines it discounts are closed to every other promotion, and it is kept when
+the basket's whole discount grows. The kept promotions are applied in priority order (then
+code), each to the amounts the previous ones left, so stacked discounts compound and a line
+never goes below zero. Promotions that end up discounting nothing are not reported.
+
+Allocation: every discount is allocated to lines exactly (largest remainder, ties by the
+line's canonical order: SKU, quantity), so line discounts add up to the promotion's amount
+and line totals add up to the quote's totals to the cent. Lines are processed in that
+canonical order, so the order of the request's lines never changes any amount.
+
+Tax, per line: gross channels (prices include tax): tax = round(total × rate / (10000 + rate)),
+the line total is what the customer pays. Net channels: tax = round(total_net × rate / 10000),
+the line total is net + tax. Quote totals are the sums of the line amounts.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+PROMOTION_TYPES = ("buy_x_pay_y", "tiered_percent", "percent_off", "amount_off", "bundle_price")
+BP = 10_000
+
+
+class PricingError(Exception):
+    """A quote that cannot be priced: `code` and per-item `errors` [{field, message}]."""
+
+    def __init__(self, code: str, detail: str, errors: list[dict] | None = None):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.errors = errors or []
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+def div_half_up(numerator: int, denominator: int) -> int:
+    """round(numerator / denominator), halves away from zero; exact on integers."""
+    if denominator <= 0:
+        raise ValueError("denominator must be positive")
+    if numerator >= 0:
+        return (2 * numerator + denominator) // (2 * denominator)
+    return -((-2 * numerator + denominator) // (2 * denominator))
+
+
+def allocate(total: int, weights: Sequence[int]) -> list[int]:
+    """Split `total` over `weights` proportionally; the parts are integers that add up to `total`
+    exactly (largest remainder; equal remainders go to the earlier weight). All-zero weights
+    split evenly."""
+    n = len(weights)
+    if n == 0:
+        if total:
+            raise ValueError("nothing to allocate to")
+        return []
+    wsum = sum(weights)
+    if wsum <= 0:
+        weights = [1] * n
+        wsum = n
+    sign = -1 if total < 0 else 1
+    t = abs(total)
+    parts = [t * w // wsum for w in weights]
+    left = t - sum(parts)
+    if left:
+        order = sorted(range(n), key=lambda i: (-((t * weights[i]) % wsum), i))
+        for i in order[:left]:
+            parts[i] += 1
+    return [sign * p for p in parts]
+
+
+def allocate_capped(total: int, weights: Sequence[int], caps: Sequence[int]) -> list[int]:
+    """Like `allocate`, but no part exceeds its cap (the amount left on a line); the overflow is
+    re-spread over the lines with room. `total` must not exceed sum(caps)."""
+    parts = allocate(total, weights)
+    while True:
+        over = sum(max(0, p - c) for p, c in zip(parts, caps))
+        if not over:
+            return parts
+        parts = [min(p, c) for p, c in zip(parts, caps)]
+        room = [c - p for p, c in zip(parts, caps)]
+        extra = allocate(over, room)
+        parts = [p + e for p, e in zip(parts, extra)]
+
+
+def allocate_bundle(total: int, components: Sequence[tuple[str, int, int]]) -> list[dict]:
+    """A bundle line's amount spread over its components (returns and reports need it).
+
+    components: (sku, quantity, weight) with weight = the component's own price × quantity
+    (0 when it has none: then by quantity). Returns [{sku, quantity, allocated}] adding up to
+    `total` exactly."""
+    weights = [w for _, _, w in components]
+    if not any(weights):
+        weights = [q for _, q, _ in components]
+    parts = allocate(total, weights)
+    return [{"sku": s, "quantity": q, "allocated": a} for (s, q, _), a in zip(components, parts)]
+
+
+def refund_for_units(line_total: int, line_tax: int, quantity: int, already_returned: int, returning: int) -> tuple[int, int]:
+    """What returning `returning` more units of a line refunds: (amount, tax included in it).
+
+    Each unit carries its exact share of the line total (its unit price less its share of every
+    discount, plus tax as charged): unit k's share is floor(total·k/q) − floor(total·(k−1)/q), so
+    refunding every unit, in any number of returns, refunds the line total to the cent."""
+    if quantity <= 0 or returning < 0 or already_returned < 0 or already_returned + returning > quantity:
+        raise ValueError("invalid return quantity")
+    a, b = already_returned, already_returned + returning
+    amount = line_total * b // quantity - line_total * a // quantity
+    tax = line_tax * b // quantity - line_tax * a // quantity
+    return amount, tax
+
+
+def tax_of(total: int, rate_bp: int, prices_include_tax: bool) -> int:
+    if rate_bp <= 0 or total <= 0:
+        return 0
+    if prices_include_tax:
+        return div_half_up(total * rate_bp, BP + rate_bp)
+    return div_half_up(total * rate_bp, BP)
+
+
+# --------------------------------------------------------------------------- inputs
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    channel: str
+    currency: str
+    prices_include_tax: bool
+    now: datetime
+    customer_group: str | None = None
+    coupon_codes: tuple[str, ...] = ()
+    channel_price_lists: tuple[str, ...] = ()  # the channel's price_lists, in priority order
+
+
+@dataclass(frozen=True, slots=True)
+class PriceList:
+    code: str
+    currency: str
+    channels: tuple[str, ...] = ()
+    customer_group: str | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    priority: int = 0
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    price_list: str  # code
+    sku: str
+    amount: int
+    min_quantity: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    code: str
+    type: str
+    params: dict
+    name: str = ""
+    skus: frozenset[str] | None = None
+    categories: tuple[str, ...] | None = None
+    channels: tuple[str, ...] | None = None
+    customer_groups: tuple[str, ...] | None = None
+    coupon_code: str | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    priority: int = 0
+    stackable: bool = True
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A line as the engine needs it: the catalog facts plus the resolved unit price and tax rate."""
+
+    sku: str
+    quantity: int
+    unit_price: int
+    tax_rate_bp: int = 0
+    category: str | None = None
+    components: tuple[tuple[str, int, int], ...] = ()  # bundles: (sku, quantity per bundle, weight)
+
+
+# --------------------------------------------------------------------------- outputs
+
+@dataclass(slots=True)
+class QuoteLine:
+    sku: str
+    quantity: int
+    unit_price: int
+    subtotal: int
+    discounts: list[dict]
+    discount_total: int
+    total: int
+    tax_rate_bp: int
+    tax_amount: int
+    components: list[dict] | None = None
+
+    def as_dict(self) -> dict:
+        out = {
+            "sku": self.sku, "quantity": self.quantity, "unit_price": self.unit_price, "subtotal": self.subtotal,
+            "discounts": self.discounts, "discount_total": self.discount_total, "total": self.total,
+            "tax_rate_bp": self.tax_rate_bp, "tax_amount": self.tax_amount,
+        }
+        if self.components is not None:
+            out["components"] = self.components
+        return out
+
+
+@dataclass(slots=True)
+class QuoteResult:
+    currency: str
+    prices_include_tax: bool
+    lines: list[QuoteLine]
+    subtotal: int
+    discount_total: int
+    tax_total: int
+    total: int
+    promotions: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "currency": self.currency, "prices_include_tax": self.prices_include_tax,
+            "lines": [ln.as_dict() for ln in self.lines], "subtotal": self.subtotal,
+            "discount_total": self.discount_total, "tax_total": self.tax_total, "total": self.total,
+            "promotions": self.promotions,
+        }
+
+
+# --------------------------------------------------------------------------- price resolution
+
+def _valid(now: datetime, start: datetime | None, end: datetime | None) -> bool:
+    return (start is None or start <= now) and (end is None or now < end)
+
+
+def applicable_lists(ctx: Context, lists: Iterable[PriceList]) -> list[PriceList]:
+    """The price lists that apply to this quote, best first (see the module doc)."""
+    position = {code: i for i, code in enumerate(ctx.channel_price_lists)}
+    out = [
+        pl for pl in lists
+        if pl.active and pl.currency == ctx.currency and _valid(ctx.now, pl.valid_from, pl.valid_to)
+        and (ctx.channel in pl.channels or pl.code in position)
+        and (pl.customer_group is None or pl.customer_group == ctx.customer_group)
+    ]
+    out.sort(key=lambda pl: (pl.customer_group is None, position.get(pl.code, len(position)), -pl.priority, pl.code))
+    return out
+
+
+def resolve_prices(ctx: Context, lists: Iterable[PriceList], prices: Iterable[Price],
+                   quantities: dict[str, int]) -> dict[str, tuple[int, str]]:
+    """{sku: (unit amount, price list code)} for every SKU of `quantities` that has a price;
+    tiers by the basket's total quantity of the SKU. SKUs without a price are absent."""
+    ranked = applicable_lists(ctx, lists)
+    rank = {pl.code: i for i, pl in enumerate(ranked)}
+    best: dict[str, tuple[int, int, int]] = {}  # sku -> (rank, -min_quantity, amount)
+    for p in prices:
+        r = rank.get(p.price_list)
+        q = quantities.get(p.sku)
+        if r is None or q is None or p.min_quantity > q:
+            continue
+        key = (r, -p.min_quantity, p.amount)
+        cur = best.get(p.sku)
+        if cur is None or key < cur:
+            best[p.sku] = key
+    return {sku: (amount, ranked[r].code) for sku, (r, _, amount) in best.items()}
+
+
+def base_prices(ctx: Context, lists: Iterable[PriceList], prices: Iterable[Price], skus: Iterable[str]) -> dict[str, int]:
+    """One unit's price of each SKU (for weights, e.g. a bundle's components)."""
+    return {s: a for s, (a, _) in resolve_prices(ctx, lists, prices, {s: 1 for s in skus}).items()}
+
+
+# --------------------------------------------------------------------------- promotions
+
+def eligible(ctx: Context, promotions: Iterable[Promotion]) -> list[Promotion]:
+    coupons = set(ctx.coupon_codes)
+    return [
+        p for p in promotions
+        if p.active and _valid(ctx.now, p.valid_from, p.valid_to)
+        and (not p.channels or ctx.channel in p.channels)
+        and (not p.customer_groups or ctx.customer_group in p.customer_groups)
+        and (p.coupon_code is None or p.coupon_code in coupons)
+    ]
+
+
+def _in_category(category: str | None, categories: tuple[str, ...]) -> bool:
+    if category is None:
+        return False
+    return any(category == c or category.startswith(c + "/") for c in categories)
+
+
+def qualifies(p: Promotion, item: Item) -> bool:
+    if p.skus is None and p.categories is None:
+        return True
+    return (p.skus is not None and item.sku in p.skus) or (p.categories is not None and _in_category(item.category, p.categories))
+
+
+def qualifying_lines(p: Promotion, items: Sequence[Item]) -> tuple[int, ...]:
+    return tuple(i for i, it in enumerate(items) if qualifies(p, it))
+
+
+def _qualifying(p: Promotion, items: Sequence[Item], left: Sequence[int], allowed: frozenset | None = None,
+                qual: tuple[int, ...] | None = None) -> list[int]:
+    if qual is None:
+        qual = qualifying_lines(p, items)
+    return [i for i in qual if left[i] > 0 and (allowed is None or i in allowed)]
+
+
+def _proportional(amount: int, idx: list[int], left: Sequence[int], n: int) -> list[int]:
+    out = [0] * n
+    if amount <= 0 or not idx:
+        return out
+    caps = [left[i] for i in idx]
+    amount = min(amount, sum(caps))
+    for i, part in zip(idx, allocate_capped(amount, caps, caps)):
+        out[i] = part
+    return out
+
+
+def _percent(bp: int, idx: list[int], left: Sequence[int], n: int) -> list[int]:
+    base = sum(left[i] for i in idx)
+    return _proportional(div_half_up(base * min(bp, BP), BP), idx, left, n)
+
+
+def _buy_x_pay_y(p: Promotion, items: Sequence[Item], left: Sequence[int], idx: list[int]) -> list[int]:
+    x, y = p.params["x"], p.params["y"]
+    n = len(items)
+    out = [0] * n
+    total_units = sum(items[i].quantity for i in idx)
+    if total_units < x:
+        return out
+    # units high to low by what is left of their price; the cheapest x-y of every full group are free
+    order = sorted(idx, key=lambda i: (-left[i] * BP // items[i].quantity, items[i].sku, i))
+    groups = total_units // x
+    free: dict[int, int] = {}
+    pos = 0
+    for i in order:
+        q = items[i].quantity
+        # positions pos .. pos+q-1; free positions within full groups have (pos % x) >= y
+        start, end = pos, min(pos + q, groups * x)
+        if start < end:
+            k = _count_free(start, end, x, y)
+            if k:
+                free[i] = k
+        pos += q
+    for i, k in free.items():
+        q = items[i].quantity
+        out[i] = left[i] if k == q else min(left[i], div_half_up(left[i] * k, q))
+    return out
+
+
+def _count_free(start: int, end: int, x: int, y: int) -> int:
+    """How many positions p in [start, end) have p % x >= y."""
+    def upto(m: int) -> int:  # positions in [0, m)
+        full, rest = divmod(m, x)
+        return full * (x - y) + max(0, rest - y)
+    return upto(end) - upto(start)
+
+
+def _bundle_price(p: Promotion, items: Sequence[Item], left: Sequence[int], allowed: frozenset | None) -> list[int]:
+    n = len(items)
+    out = [0] * n
+    want = {it["sku"]: it["quantity"] for it in p.params["items"]}
+    by_sku: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        if it.sku in want and left[i] > 0 and (allowed is None or i in allowed):
+            by_sku.setdefault(it.sku, []).append(i)
+    if len(by_sku) < len(want):
+        return out
+    sets = min(sum(items[i].quantity for i in by_sku[s]) // q for s, q in want.items())
+    if sets <= 0:
+        return out
+    # the value of the units that form the sets: per SKU, take units from its lines in order
+    taken: list[tuple[int, int]] = []  # (line, value of its units in sets)
+    for s, q in want.items():
+        need = sets * q
+        for i in by_sku[s]:
+            if need <= 0:
+                break
+            use = min(need, items[i].quantity)
+            taken.append((i, left[i] if use == items[i].quantity else div_half_up(left[i] * use, items[i].quantity)))
+            need -= use
+    regular = sum(v for _, v in taken)
+    discount = regular - sets * p.params["amount"]
+    if discount <= 0:
+        return out
+    idx = [i for i, _ in taken]
+    values = [v for _, v in taken]
+    for i, part in zip(idx, allocate_capped(discount, values, values)):
+        out[i] += part
+    return out
+
+
+def discount_vector(p: Promotion, items: Sequence[Item], left: Sequence[int], allowed: frozenset | None = None,
+                    qual: tuple[int, ...] | None = None) -> list[int]:
+    """What promotion `p` takes off each line, given the amounts still left on the lines
+    (only lines in `allowed`, when given; `qual`: p's qualifying lines, when known)."""
+    n = len(items)
+    if p.type == "bundle_price":
+        return _bundle_price(p, items, left, allowed)
+    idx = _qualifying(p, items, left, allowed, qual)
+    if not idx:
+        return [0] * n
+    t, params = p.type, p.params
+    if t in ("percent_off", "amount_off") and params.get("min_subtotal"):
+        if sum(left[i] for i in idx) < params["min_subtotal"]:
+            return [0] * n
+    if t == "percent_off":
+        return _percent(params["percent_bp"], idx, left, n)
+    if t == "tiered_percent":
+        qty = sum(items[i].quantity for i in idx)
+        bp = 0
+        for tier in params["tiers"]:
+            if qty >= tier["min_quantity"]:
+                bp = max(bp, tier["percent_bp"])
+        return _percent(bp, idx, left, n) if bp else [0] * n
+    if t == "amount_off":
+        per = params.get("per", "order")
+        amount = params["amount"]
+        if per == "order":
+            return _proportional(amount, idx, left, n)
+        out = [0] * n
+        for i in idx:
+            out[i] = min(left[i], amount * (items[i].quantity if per == "unit" else 1))
+        return out
+    if t == "buy_x_pay_y":
+        return _buy_x_pay_y(p, items, left, idx)
+    raise ValueError(f"unknown promotion type {t!r}")
+
+
+Plan = list[tuple[Promotion, frozenset, "list[int] | None"]]
+
+
+def _run(plan: Plan, items: Sequence[Item], amounts: Sequence[int], quals: dict | None = None
+         ) -> tuple[list[int], list[list[dict]], list[dict]]:
+    """Apply a plan in priority order (then code): (amounts left, discounts per line, applied)."""
+    left = list(amounts)
+    per_line: list[list[dict]] = [[] for _ in items]
+    applied: list[dict] = []
+    for p, allowed, fixed in sorted(plan, key=lambda t: (-t[0].priority, t[0].code)):
+        # an exclusive promotion's lines are untouched by the others, so its fixed discounts still fit
+        vec = fixed if fixed is not None else discount_vector(p, items, left, allowed, quals.get(p.code) if quals else None)
+        total = sum(vec)
+        if total <= 0:
+            continue
+        for i, d in enumerate(vec):
+            if d:
+                left[i] -= d
+                per_line[i].append({"promotion": p.code, "amount": d})
+        applied.append({"code": p.code, "name": p.name, "type": p.type, "amount": total})
+    return left, per_line, applied
+
+
+def _plan(exclusive: Sequence[Promotion], stackable: Sequence[Promotion], items: Sequence[Item],
+          amounts: Sequence[int], quals: dict) -> Plan | None:
+    everything = frozenset(range(len(items)))
+    locked: set[int] = set()
+    plan: Plan = []
+    for e in exclusive:
+        vec = discount_vector(e, items, amounts, everything - locked, quals.get(e.code))
+        lines = {i for i, d in enumerate(vec) if d}
+        if not lines:
+            return None
+        locked |= lines
+        plan.append((e, frozenset(lines), vec))
+    open_lines = everything - locked
+    plan += [(p, open_lines, None) for p in stackable]
+    return plan
+
+
+def choose(promotions: Sequence[Promotion], items: Sequence[Item], amounts: Sequence[int]) -> Plan:
+    """The combination to apply (see the module doc): [(promotion, lines it may discount, its
+    fixed discounts if exclusive)]. All stackable promotions take part; exclusive ones are
+    tried in order of their value alone (ties: priority, then code) and kept when the whole
+    basket's discount grows. An exclusive promotion is valued on the lines no exclusive one
+    taken before discounts, and the lines it discounts are closed to every other promotion."""
+    quals = {p.code: qualifying_lines(p, items) for p in promotions if p.type != "bundle_price"}
+    valued = []
+    for p in promotions:
+        if p.type != "bundle_price" and not quals[p.code]:
+            continue
+        total = sum(discount_vector(p, items, amounts, None, quals.get(p.code)))
+        if total > 0:
+            valued.append((total, p))
+    if not valued:
+        return []
+    valued.sort(key=lambda v: (-v[0], -v[1].priority, v[1].code))
+    stackable = [p for _, p in valued if p.stackable]
+    chosen: list[Promotion] = []
+    best = _plan(chosen, stackable, items, amounts, quals) or []
+    best_total = sum(amounts) - sum(_run(best, items, amounts, quals)[0])
+    for _, p in valued:
+        if p.stackable:
+            continue
+        plan = _plan(chosen + [p], stackable, items, amounts, quals)
+        if plan is None:
+            continue
+        total = sum(amounts) - sum(_run(plan, items, amounts, quals)[0])
+        if total > best_total:
+            chosen.append(p)
+            best, best_total = plan, total
+    return best
+
+
+# --------------------------------------------------------------------------- the quote
+
+def price_items(items: Sequence[Item], promotions: Sequence[Promotion], ctx: Context) -> QuoteResult:
+    """Apply the eligible promotions and taxes to priced items. Lines come back in input order."""
+    n = len(items)
+    order = sorted(range(n), key=lambda i: (items[i].sku, items[i].quantity, items[i].unit_price, i))
+    canon = [items[i] for i in order]
+    subtotals = [it.unit_price * it.quantity for it in canon]
+    candidates = eligible(ctx, promotions)
+    plan = choose(candidates, canon, subtotals) if candidates else []
+    left, line_discounts, applied = _run(plan, canon, subtotals)
+    lines_canon: list[QuoteLine] = []
+    for i, it in enumerate(canon):
+        net_or_gross = left[i]
+        tax = tax_of(net_or_gross, it.tax_rate_bp, ctx.prices_include_tax)
+        total = net_or_gross if ctx.prices_include_tax else net_or_gross + tax
+        line = QuoteLine(
+            sku=it.sku, quantity=it.quantity, unit_price=it.unit_price, subtotal=subtotals[i],
+            discounts=line_discounts[i], discount_total=subtotals[i] - left[i], total=total,
+            tax_rate_bp=it.tax_rate_bp, tax_amount=tax,
+        )
+        if it.components:
+            line.components = allocate_bundle(total, [(s, q * it.quantity, w * q) for s, q, w in it.components])
+        lines_canon.append(line)
+    lines: list[QuoteLine] = [None] * n  # type: ignore[list-item]
+    for pos, i in enumerate(order):
+        lines[i] = lines_canon[pos]
+    subtotal = sum(subtotals)
+    discount_total = subtotal - sum(left)
+    tax_total = sum(ln.tax_amount for ln in lines)
+    return QuoteResult(
+        currency=ctx.currency, prices_include_tax=ctx.prices_include_tax, lines=lines, subtotal=subtotal,
+        discount_total=discount_total, tax_total=tax_total, total=sum(ln.total for ln in lines), promotions=applied,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LineIn:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SkuFacts:
+    sku: str
+    tax_class: str
+    category: str | None = None
+    components: tuple[tuple[str, int], ...] = ()  # bundles: (component sku, quantity)
+
+
+def quote(ctx: Context, lines: Sequence[LineIn], facts: dict[str, SkuFacts], price_lists: Iterable[PriceList],
+          prices: Iterable[Price], promotions: Sequence[Promotion], tax_rates: dict[str, int]) -> QuoteResult:
+    """Price a basket. `facts` holds the catalog facts of every line SKU; `prices` may include
+    the prices of bundle components (used to allocate bundle lines); `tax_rates` maps tax class
+    to basis points for the channel's country. Raises PricingError for an unknown SKU, a SKU
+    without a price or a tax class without a rate."""
+    price_lists = list(price_lists)
+    prices = list(prices)
+    quantities: dict[str, int] = {}
+    errors = []
+    for i, ln in enumerate(lines):
+        if ln.sku not in facts:
+            errors.append({"field": f"lines[{i}].sku", "message": f"Unknown SKU {ln.sku!r} (or not sold in channel {ctx.channel!r})."})
+        quantities[ln.sku] = quantities.get(ln.sku, 0) + ln.quantity
+    if errors:
+        raise PricingError("unknown_sku", errors[0]["message"], errors)
+    resolved = resolve_prices(ctx, price_lists, prices, quantities)
+    missing = [{"field": f"lines[{i}].sku", "message": f"No price for {ln.sku!r} in {ctx.currency} in channel {ctx.channel!r}."}
+               for i, ln in enumerate(lines) if ln.sku not in resolved]
+    if missing:
+        raise PricingError("no_price", missing[0]["message"], missing)
+    no_rate = [{"field": f"lines[{i}].sku", "message": f"No tax rate for tax class {facts[ln.sku].tax_class!r} of {ln.sku!r}."}
+               for i, ln in enumerate(lines) if facts[ln.sku].tax_class not in tax_rates and facts[ln.sku].tax_class != "zero"]
+    if no_rate:
+        raise PricingError("no_tax_rate", no_rate[0]["message"], no_rate)
+    comp_skus = {s for f in facts.values() for s, _ in f.components}
+    comp_prices = base_prices(ctx, price_lists, prices, comp_skus) if comp_skus else {}
+    items = []
+    for ln in lines:
+        f = facts[ln.sku]
+        items.append(Item(
+            sku=ln.sku, quantity=ln.quantity, unit_price=resolved[ln.sku][0],
+            tax_rate_bp=tax_rates.get(f.tax_class, 0), category=f.category,
+            components=tuple((s, q, comp_prices.get(s, 0)) for s, q in f.components),
+        ))
+    return price_items(items, promotions, ctx)
+
+
+# --------------------------------------------------------------------------- validation
+
+def validate_params(type_: str, params: Any) -> list[dict]:
+    """Field errors [{field, message}] for a promotion's params (empty when valid)."""
+    errs: list[dict] = []
+
+    def err(path: str, msg: str) -> None:
+        errs.append({"field": f"params.{path}" if path else "params", "message": msg})
+
+    def integer(path: str, v: Any, lo: int, hi: int) -> bool:
+        if type(v) is not int or not lo <= v <= hi:
+            err(path, f"An integer from {lo} to {hi}.")
+            return False
+        return True
+
+    if not isinstance(params, dict):
+        err("", "An object.")
+        return errs
+    allowed = {
+        "buy_x_pay_y": {"x", "y"},
+        "tiered_percent": {"tiers"},
+        "percent_off": {"percent_bp", "min_subtotal"},
+        "amount_off": {"amount", "per", "min_subtotal"},
+        "bundle_price": {"items", "amount"},
+    }[type_]
+    for k in params:
+        if k not in allowed:
+            err(k, f"Unknown parameter for {type_} (allowed: {', '.join(sorted(allowed))}).")
+    required = {"buy_x_pay_y": ("x", "y"), "tiered_percent": ("tiers",), "percent_off": ("percent_bp",),
+                "amount_off": ("amount",), "bundle_price": ("items", "amount")}[type_]
+    for k in required:
+        if k not in params:
+            err(k, "Required.")
+    if errs:
+        return errs
+    if "min_subtotal" in params:
+        integer("min_subtotal", params["min_subtotal"], 0, 10**12)
+    if type_ == "buy_x_pay_y":
+        ok = integer("x", params["x"], 2, 1000) & integer("y", params["y"], 0, 999)
+        if ok and params["y"] >= params["x"]:
+            err("y", "Must be less than x (pay y of every x).")
+    elif type_ in ("percent_off",):
+        integer("percent_bp", params["percent_bp"], 1, BP)
+    elif type_ == "amount_off":
+        integer("amount", params["amount"], 1, 10**12)
+        if params.get("per", "order") not in ("order", "line", "unit"):
+            err("per", "One of order, line, unit.")
+    elif type_ == "tiered_percent":
+        tiers = params["tiers"]
+        if not isinstance(tiers, list) or not tiers or len(tiers) > 50:
+            err("tiers", "A list of 1 to 50 tiers.")
+            return errs
+        last = 0
+        for j, t in enumerate(tiers):
+            if not isinstance(t, dict) or set(t) != {"min_quantity", "percent_bp"}:
+                err(f"tiers[{j}]", "An object {min_quantity, percent_bp}.")
+                continue
+            if integer(f"tiers[{j}].min_quantity", t["min_quantity"], 1, 10**6):
+                if t["min_quantity"] <= last:
+                    err(f"tiers[{j}].min_quantity", "Tiers must have increasing min_quantity.")
+                last = t["min_quantity"]
+            integer(f"tiers[{j}].percent_bp", t["percent_bp"], 1, BP)
+    elif type_ == "bundle_price":
+        integer("amount", params["amount"], 0, 10**12)
+        items = params["items"]
+        if not isinstance(items, list) or not items or len(items) > 50:
+            err("items", "A list of 1 to 50 items.")
+            return errs
+        seen = set()
+        for j, it in enumerate(items):
+            if not isinstance(it, dict) or set(it) - {"sku", "quantity"} or "sku" not in it:
+                err(f"items[{j}]", "An object {sku, quantity}.")
+                continue
+            if not isinstance(it["sku"], str) or not 1 <= len(it["sku"]) <= 100:
+                err(f"items[{j}].sku", "A SKU.")
+            elif it["sku"] in seen:
+                err(f"items[{j}].sku", f"{it['sku']!r} is listed twice.")
+            else:
+                seen.add(it["sku"])
+            integer(f"items[{j}].quantity", it.get("quantity", 1), 1, 1000)
+    return errs
+
+
+def normalize_params(type_: str, params: dict) -> dict:
+    """Defaults filled in (stored this way, so the engine never guesses)."""
+    if type_ == "amount_off":
+        return {"per": "order", **params}
+    if type_ == "bundle_price":
+        return {"items": [{"sku": it["sku"], "quantity": it.get("quantity", 1)} for it in params["items"]],
+                "amount": params["amount"]}
+    return dict(params)
+
+
+def _overlap(a: Sequence | None, b: Sequence | None) -> bool:
+    """None/empty = everything."""
+    return not a or not b or bool(set(a) & set(b))
+
+
+def _windows_overlap(a: Promotion, b: Promotion) -> bool:
+    start = max((t for t in (a.valid_from, b.valid_from) if t is not None), default=None)
+    end = min((t for t in (a.valid_to, b.valid_to) if t is not None), default=None)
+    return start is None or end is None or start < end
+
+
+def _scope_overlap(a: Promotion, b: Promotion) -> bool:
+    if (a.skus is None and a.categories is None) or (b.skus is None and b.categories is None):
+        return True
+    if a.skus and b.skus and a.skus & b.skus:
+        return True
+    ca, cb = a.categories or (), b.categories or ()
+    if any(x == y or x.startswith(y + "/") or y.startswith(x + "/") for x in ca for y in cb):
+        return True
+    # a SKU list against a category list: cannot tell without the catalog, so assume they may meet
+    return bool((a.skus and cb) or (b.skus and ca))
+
+
+def conflicts(new: Promotion, others: Iterable[Promotion]) -> list[Promotion]:
+    """Promotions the engine could not rank against `new`: both exclusive (not stackable), of the
+    same priority, reachable by the same quote (channels, customer groups, coupon, validity) and
+    touching the same products. Give one a different priority (or make one stackable)."""
+    if new.stackable or not new.active:
+        return []
+    out = []
+    for o in others:
+        if o.code == new.code or o.stackable or not o.active or o.priority != new.priority:
+            continue
+        if new.coupon_code and o.coupon_code and new.coupon_code != o.coupon_code:
+            continue
+        if (_overlap(new.channels, o.channels) and _overlap(new.customer_groups, o.customer_groups)
+                and _windows_overlap(new, o) and _scope_overlap(new, o)):
+            out.append(o)
+    return out

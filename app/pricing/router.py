@@ -1,0 +1,110 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import ADMIN, Principal, require
+from app.core.db import get_session
+from app.core.pagination import PageParams, page_params
+from app.core.responses import created, json_response
+from app.pricing import service
+from app.pricing.schemas import (
+    PriceIn, PriceListCreate, PriceListUpdate, PromotionCreate, PromotionType, PromotionUpdate, QuoteRequest,
+    TaxRateCreate, TaxRateUpdate,
+)
+
+router = APIRouter(tags=["pricing"])
+Session = Annotated[AsyncSession, Depends(get_session)]
+QUOTER = require("storefront", "pos", "marketplace")
+
+
+@router.post("/v1/price-lists", status_code=201, summary="Create a price list")
+async def create_price_list(body: PriceListCreate, session: Session, _: Principal = Depends(ADMIN)):
+    pl = await service.create_price_list(session, body)
+    return created(pl, version=pl["version"])
+
+
+@router.get("/v1/price-lists", summary="List price lists")
+async def list_price_lists(session: Session, page: PageParams = Depends(page_params),
+                           channel: Annotated[str | None, Query(max_length=100)] = None, _: Principal = Depends(ADMIN)):
+    return json_response(await service.list_price_lists(session, page, channel))
+
+
+@router.get("/v1/price-lists/{ref}", summary="Get a price list by code or id")
+async def get_price_list(ref: str, session: Session, _: Principal = Depends(ADMIN)):
+    pl = service.render_price_list(await service.get_price_list(session, ref))
+    return json_response(pl, version=pl["version"])
+
+
+@router.patch("/v1/price-lists/{ref}", summary="Update a price list (If-Match supported)")
+async def update_price_list(ref: str, body: PriceListUpdate, request: Request, session: Session,
+                            _: Principal = Depends(ADMIN)):
+    pl = await service.update_price_list(session, request, ref, body)
+    return json_response(pl, version=pl["version"])
+
+
+@router.put("/v1/price-lists/{ref}/prices",
+            summary="Set prices [{sku, amount, min_quantity}] (upsert; amount null removes; ?replace=true replaces all)")
+async def put_prices(ref: str, request: Request, session: Session,
+                     body: Annotated[list[PriceIn], Body(max_length=service.MAX_PRICES_PER_PUT)],
+                     replace: Annotated[bool, Query(description="Drop every price not in the body")] = False,
+                     _: Principal = Depends(ADMIN)):
+    result = await service.put_prices(session, request, ref, body, replace)
+    return json_response(result, version=result["version"])
+
+
+@router.get("/v1/price-lists/{ref}/prices", summary="The prices of a list, by sku and min_quantity")
+async def list_prices(ref: str, session: Session, page: PageParams = Depends(page_params),
+                      sku: Annotated[str | None, Query(max_length=100)] = None, _: Principal = Depends(ADMIN)):
+    return json_response(await service.list_prices(session, ref, page, sku))
+
+
+@router.post("/v1/tax-rates", status_code=201, summary="Create a tax rate (country, tax_class, rate_bp)")
+async def create_tax_rate(body: TaxRateCreate, session: Session, _: Principal = Depends(ADMIN)):
+    t = await service.create_tax_rate(session, body)
+    return created(t, version=t["version"])
+
+
+@router.get("/v1/tax-rates", summary="List tax rates")
+async def list_tax_rates(session: Session, page: PageParams = Depends(page_params),
+                         country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+                         _: Principal = Depends(ADMIN)):
+    return json_response(await service.list_tax_rates(session, page, country))
+
+
+@router.patch("/v1/tax-rates/{ref}", summary="Change a tax rate (If-Match supported)")
+async def update_tax_rate(ref: str, body: TaxRateUpdate, request: Request, session: Session,
+                          _: Principal = Depends(ADMIN)):
+    t = await service.update_tax_rate(session, request, ref, body)
+    return json_response(t, version=t["version"])
+
+
+@router.post("/v1/promotions", status_code=201, summary="Create a promotion")
+async def create_promotion(body: PromotionCreate, session: Session, _: Principal = Depends(ADMIN)):
+    p = await service.create_promotion(session, body)
+    return created(p, version=p["version"])
+
+
+@router.get("/v1/promotions", summary="List promotions")
+async def list_promotions(session: Session, page: PageParams = Depends(page_params),
+                          active: bool | None = None, type: PromotionType | None = None,
+                          _: Principal = Depends(ADMIN)):
+    return json_response(await service.list_promotions(session, page, active, type))
+
+
+@router.get("/v1/promotions/{ref}", summary="Get a promotion by code or id")
+async def get_promotion(ref: str, session: Session, _: Principal = Depends(ADMIN)):
+    p = service.render_promotion(await service.get_promotion(session, ref))
+    return json_response(p, version=p["version"])
+
+
+@router.patch("/v1/promotions/{ref}", summary="Update a promotion (If-Match supported)")
+async def update_promotion(ref: str, body: PromotionUpdate, request: Request, session: Session,
+                           _: Principal = Depends(ADMIN)):
+    p = await service.update_promotion(session, request, ref, body)
+    return json_response(p, version=p["version"])
+
+
+@router.post("/v1/pricing/quote", summary="Price a basket: unit prices, discounts per promotion, tax, totals")
+async def quote(body: QuoteRequest, session: Session, who: Principal = Depends(QUOTER)):
+    return json_response(await service.quote(session, who, body))

@@ -1,0 +1,112 @@
+"""Pricing request shapes (responses are plain dicts rendered by the service)."""
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from app.core.schemas import Amount, Code, Currency, Country, Input, Name, PosInt
+
+PromotionType = Literal["buy_x_pay_y", "tiered_percent", "percent_off", "amount_off", "bundle_price"]
+TaxClass = Literal["standard", "reduced", "zero"]
+Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+CategoryRef = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\w[\w .&'\-]*(?:/\w[\w .&'\-]*)*$")]
+Coupon = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+
+
+def _unique(values: list | None) -> list | None:
+    if values:
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise ValueError(f"Duplicate value {dupes[0]!r}.")
+    return values
+
+
+def Codes(max_length: int = 200):  # noqa: N802  (a type factory)
+    return Annotated[list[Code], Field(max_length=max_length), AfterValidator(_unique)]
+
+
+class PriceListCreate(Input):
+    code: Code
+    name: Name | None = None
+    currency: Currency
+    channels: Codes(100) = []  # type: ignore[valid-type]
+    customer_group: Code | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    priority: Priority = 0
+    active: bool = True
+
+
+class PriceListUpdate(Input):
+    name: Name | None = None
+    channels: Codes(100) | None = None  # type: ignore[valid-type]
+    customer_group: Code | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    priority: Priority | None = None
+    active: bool | None = None
+    version: int | None = None
+
+
+class PriceIn(Input):
+    sku: Code
+    amount: Amount | None = Field(description="Minor units; null removes this (sku, min_quantity) price")
+    min_quantity: PosInt = 1
+
+
+class TaxRateCreate(Input):
+    country: Country
+    tax_class: TaxClass
+    rate_bp: Annotated[int, Field(ge=0, le=10_000, description="Basis points: 1900 = 19 %")]
+
+
+class TaxRateUpdate(Input):
+    rate_bp: Annotated[int, Field(ge=0, le=10_000)]
+    version: int | None = None
+
+
+class PromotionCreate(Input):
+    code: Code
+    name: Name
+    type: PromotionType
+    params: dict[str, Any]
+    skus: Codes(1000) | None = None  # type: ignore[valid-type]
+    categories: Annotated[list[CategoryRef], Field(max_length=100), AfterValidator(_unique)] | None = None
+    channels: Codes(100) | None = None  # type: ignore[valid-type]
+    customer_groups: Codes(50) | None = None  # type: ignore[valid-type]
+    coupon_code: Coupon | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    priority: Priority = 0
+    stackable: bool = True
+    active: bool = True
+
+
+class PromotionUpdate(Input):
+    name: Name | None = None
+    params: dict[str, Any] | None = None
+    skus: Codes(1000) | None = None  # type: ignore[valid-type]
+    categories: Annotated[list[CategoryRef], Field(max_length=100), AfterValidator(_unique)] | None = None
+    channels: Codes(100) | None = None  # type: ignore[valid-type]
+    customer_groups: Codes(50) | None = None  # type: ignore[valid-type]
+    coupon_code: Coupon | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    priority: Priority | None = None
+    stackable: bool | None = None
+    active: bool | None = None
+    version: int | None = None
+
+
+class QuoteLineIn(Input):
+    sku: Code
+    quantity: Annotated[int, Field(ge=1, le=100_000)]
+
+
+class QuoteRequest(Input):
+    channel: Code | None = Field(default=None, description="Default: the API key's channel")
+    customer: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = Field(
+        default=None, description="Customer id or email: their group's prices and promotions")
+    customer_group: Code | None = Field(default=None, description="Admin and POS keys: price for this group directly")
+    coupon_codes: Annotated[list[Coupon], Field(max_length=20)] = []
+    lines: Annotated[list[QuoteLineIn], Field(min_length=1, max_length=500)]

@@ -1,0 +1,87 @@
+"""Shared by the bench scripts: a scratch PostgreSQL database, a migrated app, an admin key."""
+import asyncio
+import os
+import secrets
+import sys
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def run_with_database(pg: str | None, main) -> None:
+    """Run `main(database_url)` against a scratch database on the PostgreSQL server `pg` (created
+    and dropped here), or against $DATABASE_URL when `pg` is None."""
+    if not pg:
+        url = os.environ.get("DATABASE_URL")
+        if not url:
+            raise SystemExit("set DATABASE_URL or pass --pg")
+        asyncio.run(main(url))
+        return
+    import asyncpg
+
+    base = pg.rstrip("/")
+    name = f"uc_bench_{secrets.token_hex(3)}"
+
+    async def admin_sql(sql: str) -> None:
+        conn = await asyncpg.connect(base + "/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(main(base.replace("postgresql://", "postgresql+asyncpg://") + "/" + name))
+    finally:
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class CpuMeter:
+    """Wraps the ASGI app and adds up the CPU time spent inside it (the server's share of an
+    in-process request: the httpx client's own work is outside). Sequential requests only."""
+
+    def __init__(self, app):
+        self.app = app
+        self.seconds = 0.0
+        self.requests = 0
+
+    async def __call__(self, scope, receive, send):
+        t0 = time.process_time()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.seconds += time.process_time() - t0
+            self.requests += 1
+
+    def reset(self) -> None:
+        self.seconds, self.requests = 0.0, 0
+
+
+@asynccontextmanager
+async def app_client(database_url: str):
+    """(httpx client on the in-process ASGI app, admin headers, CPU meter) on a migrated database."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("RATE_LIMIT", "1000000/minute")
+    import httpx
+
+    from app.auth.service import create_api_key
+    from app.cli import run_migrations
+    from app.core.db import dispose_engine, sessionmaker
+
+    await asyncio.to_thread(run_migrations, database_url)
+    from app.main import app
+
+    async with sessionmaker()() as session:
+        _, secret = await create_api_key(session, name="bench", role="admin")
+    meter = CpuMeter(app)
+    transport = httpx.ASGITransport(app=meter)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as client:
+            client.meter = meter
+            yield client, {"Authorization": f"Bearer {secret}"}
+    finally:
+        await dispose_engine()

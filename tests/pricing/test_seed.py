@@ -1,0 +1,30 @@
+"""The demo prices: idempotent, and the demo basket prices as the README says."""
+from app.catalog.seed import seed_demo as seed_catalog
+from app.core.db import sessionmaker
+from app.pricing.seed import seed_demo as seed_pricing
+from app.seed import _name_price_lists, seed_locations_and_channels
+
+
+async def test_seed_demo_prices(client, admin):
+    async with sessionmaker()() as session:
+        await seed_locations_and_channels(session)
+        await seed_catalog(session)
+        await seed_pricing(session)
+        await _name_price_lists(session)
+    async with sessionmaker()() as session:
+        assert await seed_pricing(session) == []
+    ch = (await client.get("/v1/channels/web-de", headers=admin)).json()
+    assert ch["price_lists"] == ["retail-eur"]
+    body = {"channel": "web-de", "lines": [{"sku": "COFFEE-ESP-1KG", "quantity": 2}, {"sku": "CHOC-DARK-100", "quantity": 1},
+                                           {"sku": "WINE-RIES-075", "quantity": 6}, {"sku": "GIFT-BOX", "quantity": 1}]}
+    q = (await client.post("/v1/pricing/quote", json=body, headers=admin)).json()
+    by = {x["sku"]: x for x in q["lines"]}
+    # "3 für 2" on coffee and chocolate: the chocolate bar is free; six bottles reach the tier price and the 10 % staffel
+    assert by["CHOC-DARK-100"]["discounts"] == [{"promotion": "3fuer2", "amount": 229}]
+    assert by["WINE-RIES-075"]["unit_price"] == 1099
+    assert by["WINE-RIES-075"]["discounts"] == [{"promotion": "wein-staffel", "amount": 659}]
+    assert by["GIFT-BOX"]["unit_price"] == 1799 and len(by["GIFT-BOX"]["components"]) == 3
+    member = (await client.post("/v1/pricing/quote", json={**body, "customer_group": "loyalty"}, headers=admin)).json()
+    assert {x["sku"]: x["unit_price"] for x in member["lines"]}["COFFEE-ESP-1KG"] == 1699
+    coupon = (await client.post("/v1/pricing/quote", json={**body, "coupon_codes": ["willkommen10"]}, headers=admin)).json()
+    assert "willkommen10" in {p["code"] for p in coupon["promotions"]}

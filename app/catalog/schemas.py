@@ -92,7 +92,7 @@ AttrScalar = (
     Annotated[str, StringConstraints(max_length=2000)]
     | bool
     | Annotated[int, Field(ge=-(2**53), le=2**53)]
-    | Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[float, Field(allow_inf_nan=False, ge=-(2**53), le=2**53)]
     | None
 )
 AttrValue = AttrScalar | Annotated[list[Annotated[str, StringConstraints(max_length=200)] | Annotated[int, Field(ge=-(2**53), le=2**53)]],

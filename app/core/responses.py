@@ -1,4 +1,5 @@
 """Fast JSON responses: routers build plain dicts and return them through here."""
+import json
 from datetime import date, datetime
 from typing import Any
 
@@ -17,7 +18,12 @@ def _default(obj: Any):
 
 
 def dumps(data: Any) -> bytes:
-    return orjson.dumps(data, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    try:
+        return orjson.dumps(data, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except TypeError:
+        # integers beyond 64 bits (PostgreSQL's JSONB turns a large float like 1e20 into an
+        # exact integer): the standard library writes any integer
+        return json.dumps(data, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None, version: int | None = None) -> Response:

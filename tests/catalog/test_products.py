@@ -309,3 +309,11 @@ async def test_concurrent_creates_of_one_sku_make_one_product(client, admin):
             assert assert_problem(r, 409, "duplicate_sku")["errors"][0]["field"] == "variants[0].sku"
     assert await _count(Product) == before + 1
     assert await _count(Variant, sku=shared) == 1
+
+
+async def test_attribute_numbers_are_bounded(client, admin):
+    """JSONB keeps 1e20 as an exact 21-digit integer no client can read back as a number: refused."""
+    r = await client.post("/v1/products", json=product_body(attributes={"weight": 1e20}), headers=admin)
+    assert_problem(r, 422, "validation_error")
+    p = await create_product(client, admin, attributes={"ratio": 0.5, "big": 2.0**52})
+    assert p["attributes"] == {"ratio": 0.5, "big": 2.0**52}

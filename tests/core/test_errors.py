@@ -72,3 +72,10 @@ async def test_nul_characters_are_422_not_500(client, admin):
     r = await client.get("/v1/channels/a%00b", headers=admin)
     assert r.status_code in (404, 422)
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_json_of_integers_beyond_64_bits():
+    """PostgreSQL's JSONB gives back a float like 1e20 as an exact integer; responses still render."""
+    from app.core.responses import dumps
+
+    assert dumps({"n": 10**20, "t": "ü"}) == '{"n":100000000000000000000,"t":"ü"}'.encode()

@@ -79,3 +79,11 @@ def test_json_of_integers_beyond_64_bits():
     from app.core.responses import dumps
 
     assert dumps({"n": 10**20, "t": "ü"}) == '{"n":100000000000000000000,"t":"ü"}'.encode()
+
+
+def test_ids_keep_creation_order_within_a_millisecond():
+    from app.core.ids import new_id
+
+    ids = [new_id("mov") for _ in range(5000)]  # thousands per millisecond
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(len(i) == len("mov_") + 26 for i in ids)

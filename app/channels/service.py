@@ -1,13 +1,13 @@
 """Channels: where and how the retailer sells (web shop, app, POS, marketplace, social)."""
 from fastapi import Request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.models import Channel
 from app.channels.schemas import ChannelCreate, ChannelUpdate
 from app.core import clock
 from app.core.concurrency import check_version
+from app.core.db import committed_unique
 from app.core.errors import ApiError, not_found
 from app.core.ids import new_id
 from app.inventory.models import Location
@@ -63,13 +63,8 @@ async def create_channel(session: AsyncSession, data: ChannelCreate) -> Channel:
     await _check_locations(session, data.fulfillment_locations)
     await _check_price_list_codes(session, data.price_lists, data.currency)
     ch = Channel(id=new_id("ch"), **data.model_dump())
-    session.add(ch)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        raise ApiError(409, "duplicate_code", f"A channel with code {data.code!r} already exists.",
-                       errors=[{"field": "code", "message": "Already in use."}]) from None
+    async with committed_unique(session, "channel", data.code):
+        session.add(ch)
     return ch
 
 

@@ -6,13 +6,16 @@ failing with "database is locked" on the upgrade. PostgreSQL: READ COMMITTED
 and conditional UPDATEs / row locks where invariants need them.
 """
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from app.core.errors import ApiError
 from app.core.settings import get_settings
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -124,3 +127,16 @@ async def get_session() -> AsyncIterator[AsyncSession]:
         finally:
             if session.in_transaction():
                 await session.rollback()
+
+
+@asynccontextmanager
+async def committed_unique(session: AsyncSession, what: str, code: str, field: str = "code"):
+    """Run the block and commit; a unique violation (a concurrent create of the same code, or a
+    code that exists) rolls back and answers `409 duplicate_code` naming the field."""
+    try:
+        yield
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise ApiError(409, "duplicate_code", f"A {what} with code {code!r} already exists.",
+                       errors=[{"field": field, "message": "Already in use."}]) from None

@@ -13,7 +13,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import LargeBinary, delete, select, update
+from sqlalchemy import LargeBinary, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 

@@ -9,11 +9,11 @@ Lower priority numbers are preferred by sourcing ("warehouses before stores").
 """
 from fastapi import Request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.concurrency import check_version
+from app.core.db import committed_unique
 from app.core.errors import ApiError, not_found
 from app.core.ids import new_id
 from app.inventory.models import Location
@@ -71,13 +71,8 @@ async def create_location(session: AsyncSession, body: LocationCreate) -> Locati
         can_return=caps.get("returns", defaults["returns"]),
         priority=data.get("priority", defaults["priority"]), active=body.active,
     )
-    session.add(loc)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        raise ApiError(409, "duplicate_code", f"A location with code {body.code!r} already exists.",
-                       errors=[{"field": "code", "message": "Already in use."}]) from None
+    async with committed_unique(session, "location", body.code):
+        session.add(loc)
     return loc
 
 

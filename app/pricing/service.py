@@ -17,6 +17,7 @@ from app.catalog.service import chunks, lookup_skus, where_in
 from app.channels.models import Channel
 from app.core import clock
 from app.core.concurrency import check_version
+from app.core.db import committed_unique
 from app.core.errors import ApiError
 from app.core.ids import new_id
 from app.core.pagination import PageParams, apply_page, page_result
@@ -93,14 +94,19 @@ def render_price_list(pl: Any) -> dict:
     }
 
 
-async def get_price_list(session: AsyncSession, ref: str, *, for_update: bool = False) -> PriceList:
-    stmt = select(PriceList).where(or_(PriceList.code == ref, PriceList.id == ref))
+async def _by_ref(session: AsyncSession, model, what: str, ref: str, for_update: bool):
+    """A price list or promotion by code or id (404 naming it)."""
+    stmt = select(model).where(or_(model.code == ref, model.id == ref))
     if for_update:
         stmt = stmt.with_for_update()
-    pl = (await session.execute(stmt)).scalars().first()
-    if pl is None:
-        raise ApiError(404, "not_found", f"Price list {ref!r} was not found.")
-    return pl
+    row = (await session.execute(stmt)).scalars().first()
+    if row is None:
+        raise ApiError(404, "not_found", f"{what} {ref!r} was not found.")
+    return row
+
+
+async def get_price_list(session: AsyncSession, ref: str, *, for_update: bool = False) -> PriceList:
+    return await _by_ref(session, PriceList, "Price list", ref, for_update)
 
 
 async def _price_list_event(session: AsyncSession, pl: PriceList, **extra: Any) -> None:
@@ -115,15 +121,10 @@ async def create_price_list(session: AsyncSession, data: PriceListCreate) -> dic
     pl = PriceList(id=new_id("pl"), code=data.code, name=data.name, currency=data.currency, channels=data.channels,
                    customer_group=data.customer_group, valid_from=valid_from, valid_to=valid_to,
                    priority=data.priority, active=data.active)
-    session.add(pl)
-    try:
+    async with committed_unique(session, "price list", data.code):
+        session.add(pl)
         await session.flush()
         await _price_list_event(session, pl, change="created")
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        raise ApiError(409, "duplicate_code", f"A price list with code {data.code!r} already exists.",
-                       errors=[{"field": "code", "message": "Already in use."}]) from None
     return render_price_list(pl)
 
 
@@ -320,13 +321,7 @@ class _Obj:
 
 
 async def get_promotion(session: AsyncSession, ref: str, *, for_update: bool = False) -> Promotion:
-    stmt = select(Promotion).where(or_(Promotion.code == ref, Promotion.id == ref))
-    if for_update:
-        stmt = stmt.with_for_update()
-    p = (await session.execute(stmt)).scalars().first()
-    if p is None:
-        raise ApiError(404, "not_found", f"Promotion {ref!r} was not found.")
-    return p
+    return await _by_ref(session, Promotion, "Promotion", ref, for_update)
 
 
 async def create_promotion(session: AsyncSession, data: PromotionCreate) -> dict:
@@ -338,13 +333,8 @@ async def create_promotion(session: AsyncSession, data: PromotionCreate) -> dict
         values["params"] = engine.normalize_params(data.type, data.params)
     await _validate_promotion(session, values)
     p = Promotion(id=new_id("promo"), **values)
-    session.add(p)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        raise ApiError(409, "duplicate_code", f"A promotion with code {data.code!r} already exists.",
-                       errors=[{"field": "code", "message": "Already in use."}]) from None
+    async with committed_unique(session, "promotion", data.code):
+        session.add(p)
     return render_promotion(p)
 
 

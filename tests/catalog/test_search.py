@@ -2,12 +2,9 @@
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import event
-
 from app.core import clock
-from app.core.db import get_engine
 from tests.catalog.builders import Keys, create_product, gtin, sku
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, sql_statements
 
 
 async def _titles(client, headers, **params) -> list[str]:
@@ -115,16 +112,7 @@ async def test_scan_lookup_and_sql_budget(client, admin):
     for params in ({}, {"sku": s, "gtin": g}, {"gtin": "12ab"}, {"gtin": "1" * 15}, {"sku": "x" * 101}):
         assert_problem(await client.get("/v1/variants", params=params, headers=admin), 422, "validation_error")
 
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        s_ = statement.lstrip().upper()
-        if not s_.startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "RELEASE", "SAVEPOINT")):
-            statements.append(statement)
-
-    engine = get_engine().sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with sql_statements() as statements:
         for headers in (k.pos_bound, k.storefront, admin):
             for params in ({"sku": s}, {"gtin": g}):
                 statements.clear()
@@ -146,5 +134,3 @@ async def test_scan_lookup_and_sql_budget(client, admin):
         statements.clear()
         assert (await client.get(f"/v1/products/{p['id']}", headers=k.storefront)).status_code == 200
         assert len(statements) == 3, statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)

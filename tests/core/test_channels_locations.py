@@ -1,5 +1,5 @@
 from tests.conftest import uid
-from tests.helpers import assert_problem, create_channel, create_location
+from tests.helpers import assert_problem, create_location
 
 
 async def test_channel_crud_and_etag(client, admin):

@@ -2,13 +2,13 @@
 import asyncio
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
-from app.core.db import get_engine, sessionmaker
+from app.core.db import sessionmaker
 from app.events.models import Event
 from tests.catalog.builders import create_product, sku
 from tests.conftest import auth, make_key, uid
-from tests.helpers import assert_problem, create_channel, create_location
+from tests.helpers import assert_problem, create_channel, create_location, sql_statements
 
 
 class World:
@@ -349,23 +349,13 @@ async def test_quote_sql_statements_do_not_grow_with_the_basket(client, admin, w
     r = await client.put(f"/v1/price-lists/{w.retail}/prices", json=[{"sku": s, "amount": 100 + i} for i, s in enumerate(skus)],
                          headers=admin)
     assert r.status_code == 200
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "RELEASE", "SAVEPOINT")):
-            statements.append(statement)
-
-    engine = get_engine().sync_engine
-    event.listen(engine, "before_cursor_execute", count)
     counts = []
     await quote(client, admin, channel=w.web, lines=[{"sku": w.tee, "quantity": 1}])  # reference data cached
-    try:
+    with sql_statements() as statements:
         for n in (1, 10, 60):
             statements.clear()
             await quote(client, admin, channel=w.web, lines=[{"sku": s, "quantity": 1} for s in skus[:n]])
             counts.append(len(statements))
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     # key lookup + channel + catalog facts + reference-data stamp + prices
     assert counts == [5, 5, 5], counts
 

@@ -1,4 +1,5 @@
 """Builds the FastAPI app: routers, middleware, error handlers."""
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -106,3 +107,7 @@ def create_app() -> FastAPI:
 
 
 app = create_app()
+# Everything built so far (modules, routes, table metadata, compiled statements) lives as long
+# as the process: keep it out of the garbage collector's full passes, which otherwise walk
+# all of it and stall a request now and then (seen as a 100 ms p99 on large answers).
+gc.freeze()

@@ -1,18 +1,22 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.principal import ADMIN, ANY_ROLE, Principal
+from app.auth.principal import ADMIN, ANY_ROLE, Principal, require
+from app.core.errors import ApiError
 from app.core.db import get_session
 from app.core.pagination import PageParams, apply_page, page_params, page_result
 from app.core.responses import created, json_response
-from app.inventory import locations
+from app.inventory import availability, locations, reservations, stock, transfers
+from app.inventory import service as stock_service
 from app.inventory.models import Location
-from app.inventory.schemas import LocationCreate, LocationOut, LocationType, LocationUpdate
+from app.inventory.schemas import (
+    AdjustmentIn, LevelsPut, LocationCreate, LocationOut, LocationType, LocationUpdate, ReceiveIn, ReservationIn, TransferIn,
+)
 
-router = APIRouter(tags=["locations"])
+router = APIRouter(tags=["inventory"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
@@ -53,3 +57,196 @@ async def get_location(ref: str, session: Session, who: Principal = Depends(ANY_
 async def update_location(ref: str, body: LocationUpdate, request: Request, session: Session, _: Principal = Depends(ADMIN)):
     loc = await locations.update_location(session, request, ref, body)
     return json_response(locations.render_location(loc), version=loc.version)
+
+
+# --------------------------------------------------------------------------- stock
+
+STOCK_READER = require("pos", "dropshipper")
+STOCK_WRITER = require("pos", "dropshipper")
+
+
+def _own_location(who: Principal, location: str | None) -> str | None:
+    """POS and dropshipper keys write only at their own location (another one: 404)."""
+    if who.role in ("pos", "dropshipper"):
+        who.location_or_404(location)
+    return location
+
+
+@router.get("/v1/inventory", summary="Stock levels by sku and/or location (dropshippers: their own location)")
+async def list_levels(
+    session: Session,
+    page: PageParams = Depends(page_params),
+    sku: Annotated[str | None, Query(max_length=100)] = None,
+    location: Annotated[str | None, Query(max_length=100)] = None,
+    below_safety: Annotated[bool | None, Query(description="Only levels at or below their safety stock")] = None,
+    who: Principal = Depends(STOCK_READER),
+):
+    if who.role == "dropshipper":
+        if location is None:
+            location = who.location
+        who.location_or_404(location)
+    return json_response(await stock.list_levels(session, page, sku=sku, location=location, below_safety=below_safety))
+
+
+@router.post("/v1/inventory/adjustments", status_code=201, summary="Adjust one level by a delta or to a counted value")
+async def adjust(body: AdjustmentIn, session: Session, who: Principal = Depends(STOCK_WRITER)):
+    _own_location(who, body.location)
+    return created(await stock.adjust(session, body))
+
+
+@router.put("/v1/inventory/levels", summary="Set many levels of one location at once (POS count, partner feed)")
+async def put_levels(body: LevelsPut, session: Session, who: Principal = Depends(STOCK_WRITER)):
+    _own_location(who, body.location)
+    return json_response(await stock.put_levels(session, body))
+
+
+@router.get("/v1/inventory/movements", summary="The immutable ledger of on-hand changes, newest last")
+async def list_movements(
+    session: Session,
+    page: PageParams = Depends(page_params),
+    sku: Annotated[str | None, Query(max_length=100)] = None,
+    location: Annotated[str | None, Query(max_length=100)] = None,
+    reason: Annotated[str | None, Query(max_length=40)] = None,
+    reference: Annotated[str | None, Query(max_length=200)] = None,
+    who: Principal = Depends(STOCK_READER),
+):
+    if who.role in ("pos", "dropshipper"):
+        if location is None:
+            location = who.location
+        who.location_or_404(location)
+    return json_response(await stock.list_movements(session, page, sku=sku, location=location, reason=reason,
+                                                    reference=reference))
+
+
+# --------------------------------------------------------------------------- transfers
+
+TRANSFER_ROLE = require("pos")
+
+
+def _transfer_scope(who: Principal, t: dict, *, side: str | None = None) -> None:
+    """POS keys see and work the transfers of their own store (404 otherwise)."""
+    if who.role == "pos":
+        mine = {who.location}
+        if side is not None:
+            if t[side] not in mine:
+                raise ApiError(404, "not_found", f"Transfer {t['id']!r} was not found.")
+        elif not mine & {t["from"], t["to"]}:
+            raise ApiError(404, "not_found", f"Transfer {t['id']!r} was not found.")
+
+
+@router.post("/v1/inventory/transfers", status_code=201, summary="Request a transfer between two locations")
+async def create_transfer(body: TransferIn, session: Session, who: Principal = Depends(TRANSFER_ROLE)):
+    if who.role == "pos" and who.location not in (body.from_, body.to) and who.location_id not in (body.from_, body.to):
+        raise ApiError(404, "not_found", "POS keys create transfers from or to their own store.")
+    t = await transfers.create(session, from_=body.from_, to=body.to, lines=[(ln.sku, ln.quantity) for ln in body.lines],
+                               reference=body.reference, note=body.note)
+    return created(t, version=t["version"])
+
+
+@router.get("/v1/inventory/transfers", summary="List transfers")
+async def list_transfers(
+    session: Session,
+    page: PageParams = Depends(page_params),
+    status: Annotated[Literal["requested", "in_transit", "received", "cancelled"] | None, Query()] = None,
+    location: Annotated[str | None, Query(max_length=100)] = None,
+    who: Principal = Depends(TRANSFER_ROLE),
+):
+    if who.role == "pos":
+        location = location or who.location
+        who.location_or_404(location)
+    loc_id = None
+    if location is not None:
+        found = await stock_service.locations_by_code(session, [location])
+        if location not in found:
+            return json_response({"data": [], "next_cursor": None})
+        loc_id = found[location].id
+    return json_response(await transfers.list_transfers(session, page, status=status, location_id=loc_id))
+
+
+@router.get("/v1/inventory/transfers/{tid}", summary="Get a transfer")
+async def get_transfer(tid: str, session: Session, who: Principal = Depends(TRANSFER_ROLE)):
+    t = await transfers._render(session, await transfers.get_row(session, tid))
+    _transfer_scope(who, t)
+    return json_response(t, version=t["version"])
+
+
+@router.post("/v1/inventory/transfers/{tid}/dispatch", summary="Dispatch: the goods leave the source")
+async def dispatch_transfer(tid: str, request: Request, session: Session, who: Principal = Depends(TRANSFER_ROLE)):
+    _transfer_scope(who, await transfers._render(session, await transfers.get_row(session, tid)), side="from")
+    t = await transfers.dispatch(session, request, tid)
+    return json_response(t, version=t["version"])
+
+
+@router.post("/v1/inventory/transfers/{tid}/receive", summary="Receive all (or, with lines, part) at the target")
+async def receive_transfer(tid: str, request: Request, session: Session, body: ReceiveIn | None = None,
+                           who: Principal = Depends(TRANSFER_ROLE)):
+    _transfer_scope(who, await transfers._render(session, await transfers.get_row(session, tid)), side="to")
+    lines = [(ln.sku, ln.quantity) for ln in body.lines] if body is not None and body.lines else None
+    t = await transfers.receive(session, request, tid, lines)
+    return json_response(t, version=t["version"])
+
+
+@router.post("/v1/inventory/transfers/{tid}/cancel", summary="Cancel a transfer not dispatched yet")
+async def cancel_transfer(tid: str, request: Request, session: Session, who: Principal = Depends(TRANSFER_ROLE)):
+    _transfer_scope(who, await transfers._render(session, await transfers.get_row(session, tid)))
+    t = await transfers.cancel(session, request, tid)
+    return json_response(t, version=t["version"])
+
+
+# --------------------------------------------------------------------------- availability and reservations
+
+@router.get("/v1/availability", summary="Available to sell per SKU and per location (near=lat,lon sorts by distance)")
+async def get_availability(
+    session: Session,
+    skus: Annotated[str, Query(max_length=10_000, description="Comma-separated SKUs (at most 100)")],
+    channel: Annotated[str | None, Query(max_length=100)] = None,
+    near: Annotated[str | None, Query(max_length=60, description="lat,lon")] = None,
+    radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
+    location: Annotated[str | None, Query(max_length=100)] = None,
+    who: Principal = Depends(require("storefront", "pos", "marketplace")),
+):
+    result = await availability.view(session, who, skus=availability.parse_skus(skus), channel=channel,
+                                     near=availability.parse_near(near), radius_km=radius_km, location=location)
+    return json_response(result)
+
+
+RESERVER = require("storefront", "pos")
+
+
+async def _reservation_scope(session: AsyncSession, who: Principal, location: str) -> None:
+    """Storefronts reserve at their channel's fulfillment locations, POS keys at their store."""
+    if who.role == "pos":
+        who.location_or_404(location)
+    elif who.role == "storefront":
+        from app.channels.service import get_channel
+
+        ch = await get_channel(session, who.channel)
+        found = await stock_service.locations_by_code(session, [location])
+        if location not in found or (ch.fulfillment_locations and found[location].code not in ch.fulfillment_locations):
+            raise ApiError(404, "not_found", f"Location {location!r} was not found.")
+
+
+@router.post("/v1/reservations", status_code=201, summary="Hold stock for a while (click & reserve, cart holds)")
+async def create_reservation(body: ReservationIn, session: Session, who: Principal = Depends(RESERVER)):
+    await _reservation_scope(session, who, body.location)
+    r = await reservations.create(session, sku=body.sku, location=body.location, quantity=body.quantity,
+                                  ttl_seconds=body.ttl_seconds, reference=body.reference, channel=who.channel)
+    return created(r)
+
+
+async def _visible_reservation(session: AsyncSession, who: Principal, rid: str) -> dict:
+    r = await reservations.get(session, rid)
+    if (who.role == "storefront" and r["channel"] != who.channel) or (who.role == "pos" and r["location"] != who.location):
+        raise ApiError(404, "not_found", f"Reservation {rid!r} was not found.")
+    return r
+
+
+@router.get("/v1/reservations/{rid}", summary="Get a reservation")
+async def get_reservation(rid: str, session: Session, who: Principal = Depends(RESERVER)):
+    return json_response(await _visible_reservation(session, who, rid))
+
+
+@router.delete("/v1/reservations/{rid}", summary="Release a reservation (200 with the reservation)")
+async def release_reservation(rid: str, session: Session, who: Principal = Depends(RESERVER)):
+    await _visible_reservation(session, who, rid)
+    return json_response(await reservations.release(session, rid))

@@ -60,3 +60,63 @@ class LocationOut(Output):
 
 
 LocationList = Annotated[list[LocationOut], Field()]
+
+
+# ---- stock ----
+
+Reason = Literal["receipt", "count", "damage", "shrinkage", "correction"]
+Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
+Count = Annotated[int, Field(ge=0, le=1_000_000_000)]
+Note = Annotated[str, Field(min_length=1, max_length=500)]
+Reference = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class AdjustmentIn(Input):
+    """Exactly one of `delta` (signed change) and `set` (an absolute count)."""
+
+    location: Code
+    sku: Code
+    delta: Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)] | None = None
+    set: Count | None = None
+    safety_stock: Count | None = None
+    reason: Reason
+    note: Note | None = None
+    reference: Reference | None = None
+
+
+class LevelIn(Input):
+    sku: Code
+    on_hand: Count
+    safety_stock: Count | None = None
+
+
+class LevelsPut(Input):
+    location: Code
+    levels: Annotated[list[LevelIn], Field(min_length=1, max_length=10_000)]
+    reason: Literal["count", "receipt", "correction"] = "count"
+    note: Note | None = None
+
+
+class TransferLineIn(Input):
+    sku: Code
+    quantity: Quantity
+
+
+class TransferIn(Input):
+    from_: Code = Field(alias="from")
+    to: Code
+    lines: Annotated[list[TransferLineIn], Field(min_length=1, max_length=500)]
+    reference: Reference | None = None
+    note: Note | None = None
+
+
+class ReceiveIn(Input):
+    lines: Annotated[list[TransferLineIn], Field(min_length=1, max_length=500)] | None = None
+
+
+class ReservationIn(Input):
+    sku: Code
+    location: Code
+    quantity: Quantity
+    ttl_seconds: Annotated[int, Field(ge=1, le=30 * 24 * 3600)] = 900
+    reference: Reference | None = None

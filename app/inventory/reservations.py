@@ -1,0 +1,119 @@
+"""Reservations: click & reserve and cart holds that run out by themselves.
+
+A reservation holds stock through `reserve_stock` (a bundle holds its components) and keeps
+one `reservation_items` row per held (sku, location). Holds past `expires_at` stop counting
+against availability at once (the availability query leaves them out); the worker job
+`expire_reservations` then releases them for good, and any reservation or checkout needing
+the same stock releases them first. Ending a reservation flips its status with a conditional
+UPDATE … RETURNING, so two workers (or a worker and a DELETE) never release it twice.
+"""
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core.errors import ApiError
+from app.core.ids import new_id
+from app.inventory import service
+from app.inventory.models import Reservation, ReservationItem
+
+R = Reservation.__table__
+RI = ReservationItem.__table__
+
+STATUSES = ("active", "released", "expired", "committed")
+
+
+def render(r: Any, location_code: str) -> dict:
+    status = r.status
+    if status == "active" and r.expires_at <= clock.now():
+        status = "expired"  # run out; the worker has not released it yet
+    return {"id": r.id, "object": "reservation", "sku": r.sku, "location": location_code, "quantity": r.quantity,
+            "status": status, "expires_at": r.expires_at, "reference": r.reference, "channel": r.channel,
+            "created_at": r.created_at, "updated_at": r.updated_at}
+
+
+async def create(session: AsyncSession, *, sku: str, location: str, quantity: int, ttl_seconds: int,
+                 reference: str | None, channel: str | None) -> dict:
+    need, locs, facts = await service._resolve(session, [(sku, location, quantity)], field="{i}")
+    loc = locs[location]
+    if not loc.active:
+        raise ApiError(422, "validation_error", f"Location {location!r} is not active.",
+                       errors=[{"field": "location", "message": "Not active."}])
+    now = clock.now()
+    expires = now + timedelta(seconds=ttl_seconds)
+    rid = new_id("res")
+    try:
+        await service.reserve_expanded(session, need, reference=reference or rid, reason="reservation", locs=locs)
+    except service.InsufficientStock as exc:
+        if facts[sku].is_bundle:  # say how many bundles are possible, not only the components
+            avail = (await service.availability(session, [sku], [loc.id], facts=facts)).get(sku, {}).get(loc.code, 0)
+            raise service.InsufficientStock([{"sku": sku, "location": loc.code, "requested": quantity,
+                                              "available": avail, "components": exc.shortages}]) from None
+        raise
+    await session.execute(R.insert().values(
+        id=rid, sku=sku, location_id=loc.id, quantity=quantity, status="active", expires_at=expires,
+        reference=reference, channel=channel, created_at=now, updated_at=now))
+    if need:
+        await session.execute(RI.insert(), [
+            {"reservation_id": rid, "sku": s, "location_id": lid, "quantity": q, "expires_at": expires, "active": True}
+            for (s, lid), q in sorted(need.items())])
+    await session.commit()
+    return await get(session, rid)
+
+
+async def _row(session: AsyncSession, rid: str) -> Any:
+    row = (await session.execute(select(R).where(R.c.id == rid))).first()
+    if row is None:
+        raise ApiError(404, "not_found", f"Reservation {rid!r} was not found.")
+    return row
+
+
+async def get(session: AsyncSession, rid: str) -> dict:
+    row = await _row(session, rid)
+    codes = await service._codes(session, {row.location_id}, None)
+    return render(row, codes[row.location_id])
+
+
+async def end_reservations(session: AsyncSession, ids: list[str], status: str) -> list[str]:
+    """Flip active reservations to `status` and release their holds. Only the ones this call
+    flipped are released (a concurrent call gets none of them). Does not commit."""
+    if not ids:
+        return []
+    now = clock.now()
+    ended = list((await session.execute(
+        update(R).where(R.c.id.in_(ids), R.c.status == "active").values(status=status, updated_at=now)
+        .returning(R.c.id))).scalars())
+    if not ended:
+        return []
+    items = (await session.execute(
+        update(RI).where(RI.c.reservation_id.in_(ended), RI.c.active.is_(True)).values(active=False)
+        .returning(RI.c.sku, RI.c.location_id, RI.c.quantity))).all()
+    need: dict[tuple[str, str], int] = defaultdict(int)
+    for it in items:
+        need[(it.sku, it.location_id)] += it.quantity
+    await service.release_expanded(session, dict(need), reference=ended[0] if len(ended) == 1 else None,
+                                   reason="reservation_" + status)
+    return ended
+
+
+async def release(session: AsyncSession, rid: str) -> dict:
+    """DELETE: release an active reservation (one already ended is returned as it is)."""
+    row = await _row(session, rid)
+    if row.status == "active":
+        status = "expired" if row.expires_at <= clock.now() else "released"
+        await end_reservations(session, [rid], status)
+        await session.commit()
+    return await get(session, rid)
+
+
+async def expire_due(session: AsyncSession, limit: int = 500) -> int:
+    """Release reservations whose time is up (the worker's job). Returns how many."""
+    ids = list((await session.execute(
+        select(R.c.id).where(R.c.status == "active", R.c.expires_at <= clock.now()).order_by(R.c.expires_at).limit(limit)
+    )).scalars())
+    ended = await end_reservations(session, ids, "expired")
+    await session.commit()
+    return len(ended)

@@ -1,0 +1,134 @@
+"""The stock endpoints' rules: levels, adjustments, bulk counts and the ledger."""
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import ApiError
+from app.core.pagination import PageParams, apply_page, page_result
+from app.inventory import service
+from app.inventory.models import Location, StockLevel, StockMovement
+from app.inventory.schemas import AdjustmentIn, LevelsPut
+
+SL = StockLevel.__table__
+SM = StockMovement.__table__
+LOC = Location.__table__
+
+
+async def _location(session: AsyncSession, ref: str, field: str = "location") -> service.Loc:
+    found = await service.locations_by_code(session, [ref])
+    if ref not in found:
+        raise ApiError(422, "validation_error", f"Unknown location {ref!r}.",
+                       errors=[{"field": field, "message": f"Unknown location {ref!r}."}])
+    return found[ref]
+
+
+async def _stocked_skus(session: AsyncSession, items: list[tuple[str, str]]) -> None:
+    """items: (field path, sku): known, not a bundle, tracked — else 422 naming each."""
+    facts = await service.sku_facts(session, {s for _, s in items})
+    errors = []
+    for f, s in items:
+        info = facts.get(s)
+        if info is None:
+            errors.append({"field": f, "message": f"Unknown SKU {s!r}."})
+        elif info.is_bundle:
+            errors.append({"field": f, "message": f"{s!r} is a bundle: its stock is its components'."})
+        elif not info.track_inventory:
+            errors.append({"field": f, "message": f"{s!r} is not stocked (track_inventory is false)."})
+    if errors:
+        raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
+
+
+async def adjust(session: AsyncSession, body: AdjustmentIn) -> dict:
+    if (body.delta is None) == (body.set is None):
+        raise ApiError(422, "validation_error", "Give exactly one of delta and set.",
+                       errors=[{"field": "delta", "message": "Give exactly one of delta and set."}])
+    if body.delta == 0:
+        raise ApiError(422, "validation_error", "delta must not be 0.", errors=[{"field": "delta", "message": "Must not be 0."}])
+    loc = await _location(session, body.location)
+    await _stocked_skus(session, [("sku", body.sku)])
+    key = (body.sku, loc.id)
+    op = ("delta", body.delta) if body.delta is not None else ("set", body.set)
+    safety = {key: body.safety_stock} if body.safety_stock is not None else None
+    changes = await service.adjust_expanded(session, {key: op}, reason=body.reason, reference=body.reference,
+                                            note=body.note, locs={loc.id: loc}, safety=safety,
+                                            field_of={key: "delta" if body.delta is not None else "set"})
+    await session.commit()
+    level = await _level(session, body.sku, loc)
+    return {"object": "adjustment", "sku": body.sku, "location": loc.code, "reason": body.reason,
+            "change": changes[0].delta_on_hand if changes else 0, "level": level}
+
+
+async def _level(session: AsyncSession, sku: str, loc: service.Loc) -> dict:
+    rows = await service.levels_for(session, [sku], [loc.id])
+    if not rows:
+        return service.render_level(sku, loc.code, 0, 0, 0)
+    r = rows[0]
+    return service.render_level(sku, loc.code, r.on_hand, r.reserved, r.safety_stock)
+
+
+async def put_levels(session: AsyncSession, body: LevelsPut) -> dict:
+    loc = await _location(session, body.location)
+    seen: dict[str, int] = {}
+    errors = []
+    for i, lv in enumerate(body.levels):
+        if lv.sku in seen:
+            errors.append({"field": f"levels[{i}].sku", "message": f"{lv.sku!r} is also at levels[{seen[lv.sku]}]."})
+        seen.setdefault(lv.sku, i)
+    if errors:
+        raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
+    await _stocked_skus(session, [(f"levels[{i}].sku", lv.sku) for i, lv in enumerate(body.levels)])
+    ops = {(lv.sku, loc.id): ("set", lv.on_hand) for lv in body.levels}
+    safety = {(lv.sku, loc.id): lv.safety_stock for lv in body.levels if lv.safety_stock is not None}
+    changes = await service.adjust_expanded(session, ops, reason=body.reason, reference=None, note=body.note,
+                                            locs={loc.id: loc}, safety=safety)
+    await session.commit()
+    return {"object": "level_update", "location": loc.code, "levels": len(body.levels), "changed": len(changes),
+            "changes": [{"sku": c.sku, "change": c.delta_on_hand, **service.render_level(c.sku, loc.code, c.on_hand,
+                                                                                           c.reserved, c.safety_stock)}
+                        for c in changes]}
+
+
+async def list_levels(session: AsyncSession, page: PageParams, *, sku: str | None, location: str | None,
+                      below_safety: bool | None) -> dict:
+    from app.core import clock
+
+    stmt = select(SL.c.id, SL.c.sku, LOC.c.code, SL.c.on_hand,
+                  service._effective_reserved_sql(clock.now()).label("reserved"), SL.c.safety_stock,
+                  SL.c.updated_at).join(LOC, LOC.c.id == SL.c.location_id)
+    if sku:
+        stmt = stmt.where(SL.c.sku == sku)
+    if location:
+        loc = (await service.locations_by_code(session, [location])).get(location)
+        if loc is None:
+            return {"data": [], "next_cursor": None}
+        stmt = stmt.where(SL.c.location_id == loc.id)
+    if below_safety:
+        stmt = stmt.where(SL.c.on_hand <= SL.c.safety_stock)
+    rows = (await session.execute(apply_page(stmt, SL.c.id, page))).all()
+    return page_result(list(rows), page, lambda r: {"id": r.id, "object": "stock_level",
+                                                    **service.render_level(r.sku, r.code, r.on_hand, r.reserved,
+                                                                           r.safety_stock, r.updated_at)})
+
+
+def render_movement(r: Any) -> dict:
+    return {"id": r.id, "object": "movement", "sku": r.sku, "location": r.code, "quantity": r.quantity,
+            "reason": r.reason, "reference": r.reference, "note": r.note, "created_at": r.created_at}
+
+
+async def list_movements(session: AsyncSession, page: PageParams, *, sku: str | None, location: str | None,
+                         reason: str | None, reference: str | None) -> dict:
+    stmt = select(SM, LOC.c.code).join(LOC, LOC.c.id == SM.c.location_id)
+    if sku:
+        stmt = stmt.where(SM.c.sku == sku)
+    if location:
+        loc = (await service.locations_by_code(session, [location])).get(location)
+        if loc is None:
+            return {"data": [], "next_cursor": None}
+        stmt = stmt.where(SM.c.location_id == loc.id)
+    if reason:
+        stmt = stmt.where(SM.c.reason == reason)
+    if reference:
+        stmt = stmt.where(SM.c.reference == reference)
+    rows = (await session.execute(apply_page(stmt, SM.c.id, page))).all()
+    return page_result(list(rows), page, render_movement)

@@ -13,7 +13,8 @@ from app.inventory import availability, locations, reservations, stock, transfer
 from app.inventory import service as stock_service
 from app.inventory.models import Location
 from app.inventory.schemas import (
-    AdjustmentIn, LevelsPut, LocationCreate, LocationOut, LocationType, LocationUpdate, ReceiveIn, ReservationIn, TransferIn,
+    AdjustmentIn, AdjustmentOut, AvailabilityOut, LevelsPut, LocationCreate, LocationOut, LocationType, LocationUpdate,
+    ReceiveIn, ReservationIn, ReservationOut, TransferIn, TransferOut,
 )
 
 router = APIRouter(tags=["inventory"])
@@ -88,7 +89,7 @@ async def list_levels(
     return json_response(await stock.list_levels(session, page, sku=sku, location=location, below_safety=below_safety))
 
 
-@router.post("/v1/inventory/adjustments", status_code=201, summary="Adjust one level by a delta or to a counted value")
+@router.post("/v1/inventory/adjustments", status_code=201, response_model=AdjustmentOut, summary="Adjust one level by a delta or to a counted value")
 async def adjust(body: AdjustmentIn, session: Session, who: Principal = Depends(STOCK_WRITER)):
     _own_location(who, body.location)
     return created(await stock.adjust(session, body))
@@ -134,7 +135,7 @@ def _transfer_scope(who: Principal, t: dict, *, side: str | None = None) -> None
             raise ApiError(404, "not_found", f"Transfer {t['id']!r} was not found.")
 
 
-@router.post("/v1/inventory/transfers", status_code=201, summary="Request a transfer between two locations")
+@router.post("/v1/inventory/transfers", status_code=201, response_model=TransferOut, summary="Request a transfer between two locations")
 async def create_transfer(body: TransferIn, session: Session, who: Principal = Depends(TRANSFER_ROLE)):
     if who.role == "pos" and who.location not in (body.from_, body.to) and who.location_id not in (body.from_, body.to):
         raise ApiError(404, "not_found", "POS keys create transfers from or to their own store.")
@@ -163,21 +164,21 @@ async def list_transfers(
     return json_response(await transfers.list_transfers(session, page, status=status, location_id=loc_id))
 
 
-@router.get("/v1/inventory/transfers/{tid}", summary="Get a transfer")
+@router.get("/v1/inventory/transfers/{tid}", response_model=TransferOut, summary="Get a transfer")
 async def get_transfer(tid: str, session: Session, who: Principal = Depends(TRANSFER_ROLE)):
     t = await transfers._render(session, await transfers.get_row(session, tid))
     _transfer_scope(who, t)
     return json_response(t, version=t["version"])
 
 
-@router.post("/v1/inventory/transfers/{tid}/dispatch", summary="Dispatch: the goods leave the source")
+@router.post("/v1/inventory/transfers/{tid}/dispatch", response_model=TransferOut, summary="Dispatch: the goods leave the source")
 async def dispatch_transfer(tid: str, request: Request, session: Session, who: Principal = Depends(TRANSFER_ROLE)):
     _transfer_scope(who, await transfers._render(session, await transfers.get_row(session, tid)), side="from")
     t = await transfers.dispatch(session, request, tid)
     return json_response(t, version=t["version"])
 
 
-@router.post("/v1/inventory/transfers/{tid}/receive", summary="Receive all (or, with lines, part) at the target")
+@router.post("/v1/inventory/transfers/{tid}/receive", response_model=TransferOut, summary="Receive all (or, with lines, part) at the target")
 async def receive_transfer(tid: str, request: Request, session: Session, body: ReceiveIn | None = None,
                            who: Principal = Depends(TRANSFER_ROLE)):
     _transfer_scope(who, await transfers._render(session, await transfers.get_row(session, tid)), side="to")
@@ -186,7 +187,7 @@ async def receive_transfer(tid: str, request: Request, session: Session, body: R
     return json_response(t, version=t["version"])
 
 
-@router.post("/v1/inventory/transfers/{tid}/cancel", summary="Cancel a transfer not dispatched yet")
+@router.post("/v1/inventory/transfers/{tid}/cancel", response_model=TransferOut, summary="Cancel a transfer not dispatched yet")
 async def cancel_transfer(tid: str, request: Request, session: Session, who: Principal = Depends(TRANSFER_ROLE)):
     _transfer_scope(who, await transfers._render(session, await transfers.get_row(session, tid)))
     t = await transfers.cancel(session, request, tid)
@@ -195,7 +196,7 @@ async def cancel_transfer(tid: str, request: Request, session: Session, who: Pri
 
 # --------------------------------------------------------------------------- availability and reservations
 
-@router.get("/v1/availability", summary="Available to sell per SKU and per location (near=lat,lon sorts by distance)")
+@router.get("/v1/availability", response_model=AvailabilityOut, summary="Available to sell per SKU and per location (near=lat,lon sorts by distance)")
 async def get_availability(
     session: Session,
     skus: Annotated[str, Query(max_length=10_000, description="Comma-separated SKUs (at most 100)")],
@@ -226,7 +227,7 @@ async def _reservation_scope(session: AsyncSession, who: Principal, location: st
             raise ApiError(404, "not_found", f"Location {location!r} was not found.")
 
 
-@router.post("/v1/reservations", status_code=201, summary="Hold stock for a while (click & reserve, cart holds)")
+@router.post("/v1/reservations", status_code=201, response_model=ReservationOut, summary="Hold stock for a while (click & reserve, cart holds)")
 async def create_reservation(body: ReservationIn, session: Session, who: Principal = Depends(RESERVER)):
     await _reservation_scope(session, who, body.location)
     r = await reservations.create(session, sku=body.sku, location=body.location, quantity=body.quantity,
@@ -241,12 +242,12 @@ async def _visible_reservation(session: AsyncSession, who: Principal, rid: str) 
     return r
 
 
-@router.get("/v1/reservations/{rid}", summary="Get a reservation")
+@router.get("/v1/reservations/{rid}", response_model=ReservationOut, summary="Get a reservation")
 async def get_reservation(rid: str, session: Session, who: Principal = Depends(RESERVER)):
     return json_response(await _visible_reservation(session, who, rid))
 
 
-@router.delete("/v1/reservations/{rid}", summary="Release a reservation (200 with the reservation)")
+@router.delete("/v1/reservations/{rid}", response_model=ReservationOut, summary="Release a reservation (200 with the reservation)")
 async def release_reservation(rid: str, session: Session, who: Principal = Depends(RESERVER)):
     await _visible_reservation(session, who, rid)
     return json_response(await reservations.release(session, rid))

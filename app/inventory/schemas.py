@@ -120,3 +120,90 @@ class ReservationIn(Input):
     quantity: Quantity
     ttl_seconds: Annotated[int, Field(ge=1, le=30 * 24 * 3600)] = 900
     reference: Reference | None = None
+
+
+# ---- stock responses (OpenAPI documentation; routers return plain dicts) ----
+
+class LevelOut(Output):
+    sku: str
+    location: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    available: int = Field(description="max(0, on_hand - reserved - safety_stock)")
+
+
+class AdjustmentOut(Output):
+    object: Literal["adjustment"] = "adjustment"
+    sku: str
+    location: str
+    reason: str
+    change: int = Field(description="The signed change of on_hand (the movement's quantity)")
+    level: LevelOut
+
+
+class MovementOut(Output):
+    id: str
+    object: Literal["movement"] = "movement"
+    sku: str
+    location: str
+    quantity: int = Field(description="Signed change of on_hand")
+    reason: str
+    reference: str | None
+    note: str | None
+    created_at: datetime
+
+
+class TransferLineOut(Output):
+    sku: str
+    quantity: int
+    received: int
+
+
+class TransferOut(Output):
+    id: str
+    object: Literal["transfer"] = "transfer"
+    from_: str = Field(alias="from")
+    to: str
+    status: Literal["requested", "in_transit", "received", "cancelled"]
+    lines: list[TransferLineOut]
+    reference: str | None
+    note: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    dispatched_at: datetime | None
+    received_at: datetime | None
+
+
+class ReservationOut(Output):
+    id: str
+    object: Literal["reservation"] = "reservation"
+    sku: str
+    location: str
+    quantity: int
+    status: Literal["active", "released", "expired", "committed"]
+    expires_at: datetime
+    reference: str | None
+    channel: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class LocationAvailabilityOut(Output):
+    location: str
+    available: int
+    distance_km: float | None = Field(description="From near=lat,lon, when both have coordinates")
+    pickup: bool = Field(description="The location offers pickup and has the SKU available")
+
+
+class SkuAvailabilityOut(Output):
+    sku: str
+    tracked: bool = Field(description="false: track_inventory is off, never short")
+    available_to_sell: int | None = Field(description="Sum over the channel's fulfillment locations")
+    locations: list[LocationAvailabilityOut]
+
+
+class AvailabilityOut(Output):
+    channel: str | None
+    data: list[SkuAvailabilityOut]

@@ -9,8 +9,8 @@ from app.core.pagination import PageParams, page_params
 from app.core.responses import created, json_response
 from app.pricing import service
 from app.pricing.schemas import (
-    PriceIn, PriceListCreate, PriceListUpdate, PromotionCreate, PromotionType, PromotionUpdate, QuoteRequest,
-    TaxRateCreate, TaxRateUpdate,
+    PriceIn, PriceListCreate, PriceListOut, PriceListUpdate, PromotionCreate, PromotionOut, PromotionType, PromotionUpdate,
+    QuoteOut, QuoteRequest, TaxRateCreate, TaxRateOut, TaxRateUpdate,
 )
 
 router = APIRouter(tags=["pricing"])
@@ -18,7 +18,7 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 QUOTER = require("storefront", "pos", "marketplace")
 
 
-@router.post("/v1/price-lists", status_code=201, summary="Create a price list")
+@router.post("/v1/price-lists", status_code=201, response_model=PriceListOut, summary="Create a price list")
 async def create_price_list(body: PriceListCreate, session: Session, _: Principal = Depends(ADMIN)):
     pl = await service.create_price_list(session, body)
     return created(pl, version=pl["version"])
@@ -30,13 +30,13 @@ async def list_price_lists(session: Session, page: PageParams = Depends(page_par
     return json_response(await service.list_price_lists(session, page, channel))
 
 
-@router.get("/v1/price-lists/{ref}", summary="Get a price list by code or id")
+@router.get("/v1/price-lists/{ref}", response_model=PriceListOut, summary="Get a price list by code or id")
 async def get_price_list(ref: str, session: Session, _: Principal = Depends(ADMIN)):
     pl = service.render_price_list(await service.get_price_list(session, ref))
     return json_response(pl, version=pl["version"])
 
 
-@router.patch("/v1/price-lists/{ref}", summary="Update a price list (If-Match supported)")
+@router.patch("/v1/price-lists/{ref}", response_model=PriceListOut, summary="Update a price list (If-Match supported)")
 async def update_price_list(ref: str, body: PriceListUpdate, request: Request, session: Session,
                             _: Principal = Depends(ADMIN)):
     pl = await service.update_price_list(session, request, ref, body)
@@ -59,7 +59,7 @@ async def list_prices(ref: str, session: Session, page: PageParams = Depends(pag
     return json_response(await service.list_prices(session, ref, page, sku))
 
 
-@router.post("/v1/tax-rates", status_code=201, summary="Create a tax rate (country, tax_class, rate_bp)")
+@router.post("/v1/tax-rates", status_code=201, response_model=TaxRateOut, summary="Create a tax rate (country, tax_class, rate_bp)")
 async def create_tax_rate(body: TaxRateCreate, session: Session, _: Principal = Depends(ADMIN)):
     t = await service.create_tax_rate(session, body)
     return created(t, version=t["version"])
@@ -72,14 +72,14 @@ async def list_tax_rates(session: Session, page: PageParams = Depends(page_param
     return json_response(await service.list_tax_rates(session, page, country))
 
 
-@router.patch("/v1/tax-rates/{ref}", summary="Change a tax rate (If-Match supported)")
+@router.patch("/v1/tax-rates/{ref}", response_model=TaxRateOut, summary="Change a tax rate (If-Match supported)")
 async def update_tax_rate(ref: str, body: TaxRateUpdate, request: Request, session: Session,
                           _: Principal = Depends(ADMIN)):
     t = await service.update_tax_rate(session, request, ref, body)
     return json_response(t, version=t["version"])
 
 
-@router.post("/v1/promotions", status_code=201, summary="Create a promotion")
+@router.post("/v1/promotions", status_code=201, response_model=PromotionOut, summary="Create a promotion")
 async def create_promotion(body: PromotionCreate, session: Session, _: Principal = Depends(ADMIN)):
     p = await service.create_promotion(session, body)
     return created(p, version=p["version"])
@@ -92,19 +92,19 @@ async def list_promotions(session: Session, page: PageParams = Depends(page_para
     return json_response(await service.list_promotions(session, page, active, type))
 
 
-@router.get("/v1/promotions/{ref}", summary="Get a promotion by code or id")
+@router.get("/v1/promotions/{ref}", response_model=PromotionOut, summary="Get a promotion by code or id")
 async def get_promotion(ref: str, session: Session, _: Principal = Depends(ADMIN)):
     p = service.render_promotion(await service.get_promotion(session, ref))
     return json_response(p, version=p["version"])
 
 
-@router.patch("/v1/promotions/{ref}", summary="Update a promotion (If-Match supported)")
+@router.patch("/v1/promotions/{ref}", response_model=PromotionOut, summary="Update a promotion (If-Match supported)")
 async def update_promotion(ref: str, body: PromotionUpdate, request: Request, session: Session,
                            _: Principal = Depends(ADMIN)):
     p = await service.update_promotion(session, request, ref, body)
     return json_response(p, version=p["version"])
 
 
-@router.post("/v1/pricing/quote", summary="Price a basket: unit prices, discounts per promotion, tax, totals")
+@router.post("/v1/pricing/quote", response_model=QuoteOut, summary="Price a basket: unit prices, discounts per promotion, tax, totals")
 async def quote(body: QuoteRequest, session: Session, who: Principal = Depends(QUOTER)):
     return json_response(await service.quote(session, who, body))

@@ -1,8 +1,8 @@
-"""Pricing request shapes (responses are plain dicts rendered by the service)."""
+"""Pricing request and response shapes (routers return plain dicts; the response models document them)."""
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from app.core.schemas import Amount, Code, Currency, Country, Input, Name, PosInt
 
@@ -110,3 +110,100 @@ class QuoteRequest(Input):
     customer_group: Code | None = Field(default=None, description="Admin and POS keys: price for this group directly")
     coupon_codes: Annotated[list[Coupon], Field(max_length=20)] = []
     lines: Annotated[list[QuoteLineIn], Field(min_length=1, max_length=500)]
+
+
+# ---- responses (OpenAPI documentation; routers return plain dicts) ----
+
+class LineDiscountOut(BaseModel):
+    promotion: str
+    amount: int
+
+
+class BundleShareOut(BaseModel):
+    sku: str
+    quantity: int
+    allocated: int = Field(description="This component's share of the line total (returns use it)")
+
+
+class QuoteLineOut(BaseModel):
+    sku: str
+    quantity: int
+    unit_price: int
+    subtotal: int
+    discounts: list[LineDiscountOut]
+    discount_total: int
+    total: int = Field(description="What the customer pays for the line (tax included)")
+    tax_rate_bp: int
+    tax_amount: int
+    components: list[BundleShareOut] | None = None
+
+
+class AppliedPromotionOut(BaseModel):
+    code: str
+    name: str
+    type: PromotionType
+    amount: int
+
+
+class QuoteOut(BaseModel):
+    object: Literal["quote"] = "quote"
+    channel: str
+    customer_group: str | None
+    currency: str
+    prices_include_tax: bool
+    lines: list[QuoteLineOut]
+    subtotal: int
+    discount_total: int
+    tax_total: int
+    total: int
+    promotions: list[AppliedPromotionOut]
+
+
+class PriceListOut(BaseModel):
+    id: str
+    object: Literal["price_list"] = "price_list"
+    code: str
+    name: str | None
+    currency: str
+    channels: list[str]
+    customer_group: str | None
+    valid_from: datetime | None
+    valid_to: datetime | None
+    priority: int
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PromotionOut(BaseModel):
+    id: str
+    object: Literal["promotion"] = "promotion"
+    code: str
+    name: str
+    type: PromotionType
+    params: dict[str, Any]
+    skus: list[str] | None
+    categories: list[str] | None
+    channels: list[str] | None
+    customer_groups: list[str] | None
+    coupon_code: str | None
+    valid_from: datetime | None
+    valid_to: datetime | None
+    priority: int
+    stackable: bool
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaxRateOut(BaseModel):
+    id: str
+    object: Literal["tax_rate"] = "tax_rate"
+    country: str
+    tax_class: TaxClass
+    rate_bp: int
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,4 +1,5 @@
 """GET /v1/availability: per location, channel-wide, near me, bundles; in few statements."""
+from app.inventory.schemas import AvailabilityOut
 from tests.catalog.builders import create_product, sku
 from tests.conftest import auth, make_key
 from tests.helpers import assert_problem, create_channel, create_location, sql_statements
@@ -17,6 +18,7 @@ async def test_availability_per_location_and_channel(client, admin, world):
     shop = auth(await make_key("storefront", channel=w.web))
     r = await client.get("/v1/availability", params={"skus": f"{w.a},{w.box},{w.free}"}, headers=shop)
     assert r.status_code == 200, r.text
+    AvailabilityOut.model_validate(r.json())
     by = {d["sku"]: d for d in r.json()["data"]}
     a = by[w.a]
     assert a["available_to_sell"] == (11 - 3) + 3 + 1  # safety stock is never sold; the partner is not in the channel

@@ -5,6 +5,7 @@ import pytest
 
 from app.core import clock
 from app.inventory.jobs import expire_reservations
+from app.inventory.schemas import ReservationOut
 from tests.conftest import auth, make_key
 from tests.helpers import assert_problem, create_channel
 from tests.inventory.builders import World, ledger_matches, level, put_levels
@@ -32,6 +33,7 @@ async def test_reserve_release_and_expire(client, admin, world):
                           json={"sku": w.a, "location": w.hh, "quantity": 2, "ttl_seconds": 600, "reference": "cart-1"})
     assert r.status_code == 201, r.text
     res = r.json()
+    ReservationOut.model_validate(res)
     assert res["status"] == "active" and res["id"].startswith("res_") and res["channel"] == w.web
     assert (await level(client, admin, w.a, w.hh))["reserved"] == 2
     assert await avail(client, admin, w, w.a, w.hh) == 3

@@ -3,6 +3,7 @@ from sqlalchemy import select
 
 from app.core.db import sessionmaker
 from app.events.models import Event
+from app.inventory.schemas import AdjustmentOut
 from tests.conftest import auth, make_key
 from tests.helpers import assert_problem
 from tests.inventory.builders import ledger_matches, level, put_levels
@@ -14,6 +15,7 @@ async def test_adjustments_and_ledger(client, admin, world):
                           json={"location": w.hh, "sku": w.a, "delta": 7, "reason": "receipt", "note": "delivery 4711"})
     assert r.status_code == 201, r.text
     body = r.json()
+    AdjustmentOut.model_validate(body)
     assert body["change"] == 7 and body["level"] == {"sku": w.a, "location": w.hh, "on_hand": 7, "reserved": 0,
                                                      "safety_stock": 0, "available": 7}
     r = await client.post("/v1/inventory/adjustments", headers=admin,

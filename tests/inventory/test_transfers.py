@@ -1,5 +1,6 @@
 """Transfers: stock in transit counts nowhere until received."""
 
+from app.inventory.schemas import TransferOut
 from tests.conftest import auth, make_key
 from tests.helpers import assert_problem
 from tests.inventory.builders import ledger_matches, level, put_levels
@@ -12,6 +13,7 @@ async def test_dispatch_and_receive(client, admin, world):
                           json={"from": w.wh, "to": w.hh, "lines": [{"sku": w.a, "quantity": 6}, {"sku": w.b, "quantity": 4}]})
     assert r.status_code == 201, r.text
     t = r.json()
+    TransferOut.model_validate(t)
     assert t["status"] == "requested" and t["from"] == w.wh and t["to"] == w.hh and t["id"].startswith("trf_")
     assert (await level(client, admin, w.a, w.wh))["available"] == 10  # requested: nothing moved yet
     r = await client.post(f"/v1/inventory/transfers/{t['id']}/dispatch", headers=admin | {"If-Match": '"1"'})

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from app.core.db import sessionmaker
 from app.events.models import Event
+from app.pricing.schemas import PriceListOut, PromotionOut, QuoteOut, TaxRateOut
 from tests.catalog.builders import create_product, sku
 from tests.conftest import auth, make_key, uid
 from tests.helpers import assert_problem, create_channel, create_location, sql_statements
@@ -73,6 +74,7 @@ async def quote(client, headers, **body) -> dict:
     assert r.status_code == 200, r.text
     q = r.json()
     sums_ok(q)
+    QuoteOut.model_validate(q)  # the documented shape is the real one
     return q
 
 
@@ -167,6 +169,7 @@ async def test_promotions_3_fuer_2_staffel_coupon(client, admin, world):
         "code": three, "name": "3 für 2", "type": "buy_x_pay_y", "params": {"x": 3, "y": 2},
         "categories": [w.cat], "channels": [w.web], "priority": 10, "stackable": False}, headers=admin)
     assert r.status_code == 201, r.text
+    PromotionOut.model_validate(r.json())
     # mixed SKUs of the qualifying set: the cheapest unit is free
     q = await quote(client, admin, channel=w.web, lines=[{"sku": w.coffee, "quantity": 2}, {"sku": w.choc, "quantity": 1},
                                                         {"sku": w.tee, "quantity": 1}])
@@ -264,6 +267,7 @@ async def test_price_lists_and_prices(client, admin, world):
                                                    "valid_from": "2026-01-01T00:00:00Z"}, headers=admin)
     assert r.status_code == 201 and r.headers["etag"] == '"1"'
     pl = r.json()
+    PriceListOut.model_validate(pl)
     assert pl["id"].startswith("pl_") and pl["valid_from"] == "2026-01-01T00:00:00Z"
     assert_problem(await client.post("/v1/price-lists", json={"code": code, "currency": "EUR"}, headers=admin), 409, "duplicate_code")
     # prices: unknown SKU and duplicates are 422 naming the entry; nothing is stored
@@ -323,6 +327,7 @@ async def test_tax_rates(client, admin):
         assert_problem(await client.post("/v1/tax-rates", json=bad, headers=admin), 422, "validation_error")
     r = await client.patch(f"/v1/tax-rates/{tid}", json={"rate_bp": 2100}, headers=admin)
     assert r.status_code == 200 and r.json()["rate_bp"] == 2100
+    TaxRateOut.model_validate(r.json())
     rates = (await client.get("/v1/tax-rates", params={"country": country}, headers=admin)).json()["data"]
     assert [t["rate_bp"] for t in rates] == [2100]
 

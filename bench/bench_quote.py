@@ -6,7 +6,7 @@ Prints
 1. the engine alone (app.pricing.engine.quote, pure Python): CPU time per quote
    (time.process_time over many runs) — the DESIGN.md target is ≤ 2 ms for 10 lines;
 2. the whole request POST /v1/pricing/quote through the in-process ASGI app (auth, rate
-   limit, validation, 5 SQL statements on the database, JSON): wall and CPU time per request,
+   limit, validation, 4 SQL statements on the database, JSON): wall and CPU time per request,
    one client after the other.
 """
 import argparse

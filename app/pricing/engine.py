@@ -337,8 +337,26 @@ def qualifies(p: Promotion, item: Item) -> bool:
     return (p.skus is not None and item.sku in p.skus) or (p.categories is not None and _in_category(item.category, p.categories))
 
 
-def qualifying_lines(p: Promotion, items: Sequence[Item]) -> tuple[int, ...]:
-    return tuple(i for i, it in enumerate(items) if qualifies(p, it))
+def qualifying_lines(p: Promotion, items: Sequence[Item], scopes: Sequence[frozenset] | None = None
+                     ) -> tuple[int, ...]:
+    """The lines `p` may discount. `scopes` (from `category_scopes`) makes the category test a set
+    intersection; the answer is the same as `qualifies` line by line."""
+    if scopes is None:
+        return tuple(i for i, it in enumerate(items) if qualifies(p, it))
+    if p.skus is None and p.categories is None:
+        return tuple(range(len(items)))
+    skus = p.skus or ()
+    cats = p.categories or ()
+    return tuple(i for i, it in enumerate(items) if it.sku in skus or (cats and not scopes[i].isdisjoint(cats)))
+
+
+def category_scopes(items: Sequence[Item]) -> list[frozenset]:
+    """Per line, the categories it is in or below: "a/b/c" -> {"a", "a/b", "a/b/c"}."""
+    out = []
+    for it in items:
+        c = it.category
+        out.append(frozenset() if c is None else frozenset([c, *(c[:i] for i, ch in enumerate(c) if ch == "/")]))
+    return out
 
 
 def _qualifying(p: Promotion, items: Sequence[Item], left: Sequence[int], allowed: frozenset | None = None,
@@ -351,6 +369,9 @@ def _qualifying(p: Promotion, items: Sequence[Item], left: Sequence[int], allowe
 def _proportional(amount: int, idx: list[int], left: Sequence[int], n: int) -> list[int]:
     out = [0] * n
     if amount <= 0 or not idx:
+        return out
+    if len(idx) == 1:
+        out[idx[0]] = min(amount, left[idx[0]])
         return out
     caps = [left[i] for i in idx]
     amount = min(amount, sum(caps))
@@ -493,21 +514,40 @@ def _run(plan: Plan, items: Sequence[Item], amounts: Sequence[int], quals: dict 
     return left, per_line, applied
 
 
-def _plan(exclusive: Sequence[Promotion], stackable: Sequence[Promotion], items: Sequence[Item],
-          amounts: Sequence[int], quals: dict) -> Plan | None:
-    everything = frozenset(range(len(items)))
-    locked: set[int] = set()
-    plan: Plan = []
-    for e in exclusive:
-        vec = discount_vector(e, items, amounts, everything - locked, quals.get(e.code))
-        lines = {i for i, d in enumerate(vec) if d}
-        if not lines:
-            return None
-        locked |= lines
-        plan.append((e, frozenset(lines), vec))
-    open_lines = everything - locked
-    plan += [(p, open_lines, None) for p in stackable]
-    return plan
+def _reads(p: Promotion, items: Sequence[Item], quals: dict) -> tuple[int, ...]:
+    """The lines whose amounts and openness `discount_vector` of `p` looks at."""
+    if p.type == "bundle_price":
+        want = {it["sku"] for it in p.params["items"]}
+        return tuple(i for i, it in enumerate(items) if it.sku in want)
+    return quals[p.code]
+
+
+def _stack_run(stackable: Sequence[Promotion], items: Sequence[Item], amounts: Sequence[int], open_lines: frozenset,
+               quals: dict, reads: dict, base: list | None = None, closed: frozenset = frozenset()
+               ) -> tuple[int, list[list[int]]]:
+    """The stackable promotions (in priority order) applied on `open_lines`: (whole discount,
+    each one's discount vector). With `base` (the vectors of a run on `open_lines | closed`), a
+    promotion that reads no closed line and no line whose amount left differs from that run's
+    gives the same vector again, so it is reused instead of recomputed."""
+    left = list(amounts)
+    total = 0
+    vecs: list[list[int]] = []
+    dirty = set(closed)
+    for k, p in enumerate(stackable):
+        if base is not None and dirty.isdisjoint(reads[p.code]):
+            vec = base[k]
+        else:
+            vec = discount_vector(p, items, left, open_lines, quals.get(p.code))
+            if base is not None:
+                old = base[k]
+                dirty.update(i for i in reads[p.code] if vec[i] != old[i])
+        vecs.append(vec)
+        for i in reads[p.code]:  # a promotion discounts only lines it reads
+            d = vec[i]
+            if d:
+                left[i] -= d
+                total += d
+    return total, vecs
 
 
 def choose(promotions: Sequence[Promotion], items: Sequence[Item], amounts: Sequence[int]) -> Plan:
@@ -515,8 +555,13 @@ def choose(promotions: Sequence[Promotion], items: Sequence[Item], amounts: Sequ
     fixed discounts if exclusive)]. All stackable promotions take part; exclusive ones are
     tried in order of their value alone (ties: priority, then code) and kept when the whole
     basket's discount grows. An exclusive promotion is valued on the lines no exclusive one
-    taken before discounts, and the lines it discounts are closed to every other promotion."""
-    quals = {p.code: qualifying_lines(p, items) for p in promotions if p.type != "bundle_price"}
+    taken before discounts, and the lines it discounts are closed to every other promotion.
+
+    Exclusive promotions touch only their own lines and stackable ones only the open lines, so a
+    plan's discount is the kept exclusives' fixed amounts plus what the stackable promotions take
+    on the open lines: a trial costs one valuation of the candidate and one run of the stackables."""
+    scopes = category_scopes(items)
+    quals = {p.code: qualifying_lines(p, items, scopes) for p in promotions if p.type != "bundle_price"}
     valued = []
     for p in promotions:
         if p.type != "bundle_price" and not quals[p.code]:
@@ -528,20 +573,30 @@ def choose(promotions: Sequence[Promotion], items: Sequence[Item], amounts: Sequ
         return []
     valued.sort(key=lambda v: (-v[0], -v[1].priority, v[1].code))
     stackable = [p for _, p in valued if p.stackable]
-    chosen: list[Promotion] = []
-    best = _plan(chosen, stackable, items, amounts, quals) or []
-    best_total = sum(amounts) - sum(_run(best, items, amounts, quals)[0])
+    in_order = sorted(stackable, key=lambda p: (-p.priority, p.code))
+    everything = frozenset(range(len(items)))
+    open_lines = everything
+    kept: Plan = []
+    kept_total = 0
+    reads = {p.code: _reads(p, items, quals) for p in in_order}
+    best_total, base = _stack_run(in_order, items, amounts, everything, quals, reads)
     for _, p in valued:
         if p.stackable:
             continue
-        plan = _plan(chosen + [p], stackable, items, amounts, quals)
-        if plan is None:
+        vec = discount_vector(p, items, amounts, open_lines, quals.get(p.code))
+        lines = frozenset(i for i, d in enumerate(vec) if d)
+        if not lines:
             continue
-        total = sum(amounts) - sum(_run(plan, items, amounts, quals)[0])
+        own = sum(vec)
+        rest = open_lines - lines
+        stacked, vecs = _stack_run(in_order, items, amounts, rest, quals, reads, base, lines)
+        total = kept_total + own + stacked
         if total > best_total:
-            chosen.append(p)
-            best, best_total = plan, total
-    return best
+            kept.append((p, lines, vec))
+            kept_total += own
+            open_lines, base = rest, vecs
+            best_total = total
+    return kept + [(p, open_lines, None) for p in stackable]
 
 
 # --------------------------------------------------------------------------- the quote

@@ -1,5 +1,6 @@
 """Price lists, prices, tax rates, promotions and POST /v1/pricing/quote through the API."""
 import asyncio
+import importlib
 
 import pytest
 from sqlalchemy import select
@@ -146,6 +147,53 @@ async def test_quote_roles(client, admin, world):
     assert (await quote(client, pos, **body, channel=w.web))["total"] == 2000
     for path in ("/v1/price-lists", "/v1/promotions", "/v1/tax-rates"):
         assert_problem(await client.get(path, headers=shop), 403, "forbidden")
+
+
+async def test_quote_roles_bound_pos_and_marketplace(client, admin, world):
+    """A POS key bound to its pos channel and a marketplace key quote in their own channel only."""
+    w = world
+    pos_ch = (await create_channel(client, admin, "pos", country=w.country))["code"]
+    market = (await create_channel(client, admin, "marketplace", country=w.country))["code"]
+    tee = sku("TEE")
+    await create_product(client, admin, channels=[w.web, pos_ch, market], variants=[{"sku": tee}])
+    r = await client.patch(f"/v1/price-lists/{w.retail}", json={"channels": [w.web, w.net, pos_ch, market]}, headers=admin)
+    assert r.status_code == 200, r.text
+    r = await client.put(f"/v1/price-lists/{w.retail}/prices", json=[{"sku": tee, "amount": 2000}], headers=admin)
+    assert r.status_code == 200, r.text
+    body = {"lines": [{"sku": tee, "quantity": 1}]}
+    store = (await create_location(client, admin, "store"))["code"]
+    pos = auth(await make_key("pos", channel=pos_ch, location=store))
+    q = await quote(client, pos, **body)  # its channel by default
+    assert q["channel"] == pos_ch and q["total"] == 2000
+    assert_problem(await client.post("/v1/pricing/quote", json={**body, "channel": w.web}, headers=pos), 404, "not_found")
+    # a POS may name a customer group (a loyalty card scanned at the till)
+    assert (await quote(client, pos, **body, customer_group="loyalty"))["customer_group"] == "loyalty"
+    seller = auth(await make_key("marketplace", channel=market))
+    assert (await quote(client, seller, **body, channel=market))["total"] == 2000
+    assert_problem(await client.post("/v1/pricing/quote", json={**body, "channel": w.web}, headers=seller), 404, "not_found")
+    r = await client.post("/v1/pricing/quote", json={**body, "customer_group": "loyalty"}, headers=seller)
+    assert_problem(r, 403, "forbidden")
+
+
+async def test_quote_customer_without_customers_domain(client, admin, world):
+    """`customer` is resolved through app.customers when that domain provides get_customer_group;
+    until then a customer has no group and gets the general prices."""
+    from app.pricing.service import customer_group_of
+
+    w = world
+    body = {"channel": w.web, "customer": f"{uid('nobody')}@example.com", "lines": [{"sku": w.tee, "quantity": 1}]}
+    try:
+        has_groups = hasattr(importlib.import_module("app.customers.service"), "get_customer_group")
+    except ImportError:
+        has_groups = False
+    if not has_groups:
+        async with sessionmaker()() as session:
+            assert await customer_group_of(session, body["customer"]) is None
+        q = await quote(client, admin, **body)
+        assert q["customer_group"] is None and q["lines"][0]["unit_price"] == 2000
+    else:  # the customers domain exists: an unknown customer is a clear 422
+        r = await client.post("/v1/pricing/quote", json=body, headers=admin)
+        assert assert_problem(r, 422, "validation_error")["errors"][0]["field"] == "customer"
 
 
 async def test_customer_group_prices(client, admin, world):
@@ -361,8 +409,20 @@ async def test_quote_sql_statements_do_not_grow_with_the_basket(client, admin, w
             statements.clear()
             await quote(client, admin, channel=w.web, lines=[{"sku": s, "quantity": 1} for s in skus[:n]])
             counts.append(len(statements))
-    # key lookup + channel + catalog facts + reference-data stamp + prices
-    assert counts == [5, 5, 5], counts
+    # key lookup + channel with the reference-data stamp + catalog facts + prices
+    assert counts == [4, 4, 4], counts
+    # the stamp read with the channel sees a new promotion at once (no stale cache)
+    code = uid("stamp")
+    r = await client.post("/v1/promotions", headers=admin, json={
+        "code": code, "name": "Stamp", "type": "percent_off", "params": {"percent_bp": 1000}, "skus": [skus[0]],
+        "channels": [w.web]})
+    assert r.status_code == 201, r.text
+    q = await quote(client, admin, channel=w.web, lines=[{"sku": skus[0], "quantity": 1}])
+    assert [p["code"] for p in q["promotions"]] == [code] and q["discount_total"] == 10
+    r = await client.patch(f"/v1/promotions/{code}", headers=admin, json={"active": False})
+    assert r.status_code == 200, r.text
+    q = await quote(client, admin, channel=w.web, lines=[{"sku": skus[0], "quantity": 1}])
+    assert q["promotions"] == [] and q["discount_total"] == 0
 
 
 async def test_concurrent_quotes_agree(client, admin, world):

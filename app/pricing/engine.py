@@ -354,7 +354,8 @@ def _proportional(amount: int, idx: list[int], left: Sequence[int], n: int) -> l
         return out
     caps = [left[i] for i in idx]
     amount = min(amount, sum(caps))
-    for i, part in zip(idx, allocate_capped(amount, caps, caps)):
+    # weights equal to the caps and amount <= their sum: no part can exceed its cap
+    for i, part in zip(idx, allocate(amount, caps)):
         out[i] = part
     return out
 
@@ -493,6 +494,30 @@ def _run(plan: Plan, items: Sequence[Item], amounts: Sequence[int], quals: dict 
     return left, per_line, applied
 
 
+def _total(plan: Plan, items: Sequence[Item], amounts: Sequence[int], quals: dict, memo: dict) -> int:
+    """The whole discount of a plan (what `_run` would give), for comparing plans. A promotion's
+    discounts depend only on the amounts left on the lines it may take, so they are memoized on
+    exactly that across the plans `choose` tries."""
+    left = list(amounts)
+    for p, allowed, fixed in sorted(plan, key=lambda t: (-t[0].priority, t[0].code)):
+        if fixed is not None:
+            sparse = [(i, d) for i, d in enumerate(fixed) if d]
+        else:
+            q = quals.get(p.code)
+            if q is None:  # bundle_price: not memoized
+                sparse = [(i, d) for i, d in enumerate(discount_vector(p, items, left, allowed)) if d]
+            else:
+                lines = tuple(i for i in q if i in allowed)
+                key = (p.code, lines, tuple(left[i] for i in lines))
+                sparse = memo.get(key)
+                if sparse is None:
+                    vec = discount_vector(p, items, left, allowed, q)
+                    sparse = memo[key] = [(i, d) for i, d in enumerate(vec) if d]
+        for i, d in sparse:
+            left[i] -= d
+    return sum(amounts) - sum(left)
+
+
 def _plan(exclusive: Sequence[Promotion], stackable: Sequence[Promotion], items: Sequence[Item],
           amounts: Sequence[int], quals: dict) -> Plan | None:
     everything = frozenset(range(len(items)))
@@ -510,13 +535,15 @@ def _plan(exclusive: Sequence[Promotion], stackable: Sequence[Promotion], items:
     return plan
 
 
-def choose(promotions: Sequence[Promotion], items: Sequence[Item], amounts: Sequence[int]) -> Plan:
+def choose(promotions: Sequence[Promotion], items: Sequence[Item], amounts: Sequence[int],
+           quals: dict[str, tuple[int, ...]] | None = None) -> Plan:
     """The combination to apply (see the module doc): [(promotion, lines it may discount, its
     fixed discounts if exclusive)]. All stackable promotions take part; exclusive ones are
     tried in order of their value alone (ties: priority, then code) and kept when the whole
     basket's discount grows. An exclusive promotion is valued on the lines no exclusive one
     taken before discounts, and the lines it discounts are closed to every other promotion."""
-    quals = {p.code: qualifying_lines(p, items) for p in promotions if p.type != "bundle_price"}
+    if quals is None:
+        quals = {p.code: qualifying_lines(p, items) for p in promotions if p.type != "bundle_price"}
     valued = []
     for p in promotions:
         if p.type != "bundle_price" and not quals[p.code]:
@@ -529,15 +556,16 @@ def choose(promotions: Sequence[Promotion], items: Sequence[Item], amounts: Sequ
     valued.sort(key=lambda v: (-v[0], -v[1].priority, v[1].code))
     stackable = [p for _, p in valued if p.stackable]
     chosen: list[Promotion] = []
+    memo: dict = {}
     best = _plan(chosen, stackable, items, amounts, quals) or []
-    best_total = sum(amounts) - sum(_run(best, items, amounts, quals)[0])
+    best_total = _total(best, items, amounts, quals, memo)
     for _, p in valued:
         if p.stackable:
             continue
         plan = _plan(chosen + [p], stackable, items, amounts, quals)
         if plan is None:
             continue
-        total = sum(amounts) - sum(_run(plan, items, amounts, quals)[0])
+        total = _total(plan, items, amounts, quals, memo)
         if total > best_total:
             chosen.append(p)
             best, best_total = plan, total
@@ -553,8 +581,9 @@ def price_items(items: Sequence[Item], promotions: Sequence[Promotion], ctx: Con
     canon = [items[i] for i in order]
     subtotals = [it.unit_price * it.quantity for it in canon]
     candidates = eligible(ctx, promotions)
-    plan = choose(candidates, canon, subtotals) if candidates else []
-    left, line_discounts, applied = _run(plan, canon, subtotals)
+    quals = {p.code: qualifying_lines(p, canon) for p in candidates if p.type != "bundle_price"}
+    plan = choose(candidates, canon, subtotals, quals) if candidates else []
+    left, line_discounts, applied = _run(plan, canon, subtotals, quals)
     lines_canon: list[QuoteLine] = []
     for i, it in enumerate(canon):
         net_or_gross = left[i]
@@ -713,6 +742,30 @@ def validate_params(type_: str, params: Any) -> list[dict]:
                 seen.add(it["sku"])
             integer(f"items[{j}].quantity", it.get("quantity", 1), 1, 1000)
     return errs
+
+
+def canonical_params(type_: str, params: Any) -> Any:
+    """Spellings integrators use, mapped to the stored ones before validation: a whole-number
+    `percent` (10 = 10 %) for `percent_bp`, and `scope` / `applies_to` for amount_off's `per`."""
+    if not isinstance(params, dict):
+        return params
+    out = dict(params)
+
+    def percent(d: dict) -> dict:
+        if "percent" in d and "percent_bp" not in d and type(d["percent"]) is int:
+            d = dict(d)
+            d["percent_bp"] = d.pop("percent") * 100
+        return d
+
+    if type_ == "percent_off":
+        out = percent(out)
+    elif type_ == "tiered_percent" and isinstance(out.get("tiers"), list):
+        out["tiers"] = [percent(t) if isinstance(t, dict) else t for t in out["tiers"]]
+    elif type_ == "amount_off":
+        for alias in ("scope", "applies_to"):
+            if alias in out and "per" not in out:
+                out["per"] = out.pop(alias)
+    return out
 
 
 def normalize_params(type_: str, params: dict) -> dict:

@@ -335,6 +335,18 @@ def test_properties(items, promos, gross, data):
         sorted((ln.sku, ln.quantity, ln.total, ln.tax_amount) for ln in r.lines)
     # deterministic
     assert price_items(items, promos, ctx).as_dict() == r.as_dict()
+    # the memoized plan valuation `choose` compares plans with equals applying the plan
+    from app.pricing.engine import _plan, _run, _total, choose, qualifying_lines
+
+    amounts = [it.unit_price * it.quantity for it in items]
+    quals = {p.code: qualifying_lines(p, items) for p in promos if p.type != "bundle_price"}
+    memo: dict = {}
+    stack = [p for p in promos if p.stackable]
+    for plan in (choose(promos, items, amounts, quals), _plan([], stack, items, amounts, quals) or [],
+                 _plan([p for p in promos if not p.stackable][:1], stack, items, amounts, quals) or []):
+        want = sum(amounts) - sum(_run(plan, items, amounts, quals)[0])
+        assert _total(plan, items, amounts, quals, memo) == want
+        assert _total(plan, items, amounts, quals, memo) == want  # from the memo
     # refunding every unit one at a time gives back each line exactly
     for ln in r.lines:
         got = [refund_for_units(ln.total, ln.tax_amount, ln.quantity, k, 1) for k in range(ln.quantity)]
@@ -365,3 +377,14 @@ def test_allocate_is_exact_and_proportional(total, weights):
     ws = weights if sum(weights) else [1] * len(weights)
     for p, w in zip(parts, ws):
         assert abs(p - total * w / wsum) < 1 + 1e-9
+
+
+def test_params_spellings_integrators_use():
+    from app.pricing.engine import canonical_params
+
+    assert canonical_params("percent_off", {"percent": 10}) == {"percent_bp": 1000}
+    assert canonical_params("tiered_percent", {"tiers": [{"min_quantity": 3, "percent": 5}]}) == \
+        {"tiers": [{"min_quantity": 3, "percent_bp": 500}]}
+    assert canonical_params("amount_off", {"amount": 500, "scope": "line"}) == {"amount": 500, "per": "line"}
+    assert canonical_params("percent_off", {"percent": 12.5}) == {"percent": 12.5}  # not whole: left to validation
+    assert validate_params("percent_off", canonical_params("percent_off", {"percent": 12.5}))[0]["field"] == "params.percent"

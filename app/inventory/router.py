@@ -13,7 +13,7 @@ from app.inventory import availability, locations, reservations, stock, transfer
 from app.inventory import service as stock_service
 from app.inventory.models import Location
 from app.inventory.schemas import (
-    AdjustmentIn, AdjustmentOut, AvailabilityOut, LevelsPut, LocationCreate, LocationOut, LocationType, LocationUpdate,
+    AdjustmentIn, AdjustmentOut, AvailabilityOut, LevelsPut, LevelUpdateOut, LocationCreate, LocationOut, LocationType, LocationUpdate,
     ReceiveIn, ReservationIn, ReservationOut, TransferIn, TransferOut,
 )
 
@@ -95,7 +95,7 @@ async def adjust(body: AdjustmentIn, session: Session, who: Principal = Depends(
     return created(await stock.adjust(session, body))
 
 
-@router.put("/v1/inventory/levels", summary="Set many levels of one location at once (POS count, partner feed)")
+@router.put("/v1/inventory/levels", response_model=LevelUpdateOut, summary="Set many levels of one location at once (POS count, partner feed)")
 async def put_levels(body: LevelsPut, session: Session, who: Principal = Depends(STOCK_WRITER)):
     _own_location(who, body.location)
     return json_response(await stock.put_levels(session, body))

@@ -133,13 +133,23 @@ class LevelOut(Output):
     available: int = Field(description="max(0, on_hand - reserved - safety_stock)")
 
 
-class AdjustmentOut(Output):
+class AdjustmentOut(LevelOut):
+    """The level after the adjustment."""
+
     object: Literal["adjustment"] = "adjustment"
-    sku: str
-    location: str
     reason: str
     change: int = Field(description="The signed change of on_hand (the movement's quantity)")
-    level: LevelOut
+
+
+class LevelChangeOut(LevelOut):
+    change: int
+
+
+class LevelUpdateOut(Output):
+    object: Literal["level_update"] = "level_update"
+    location: str
+    changed: int = Field(description="How many levels changed")
+    data: list[LevelChangeOut] = Field(description="Every level of the request, as it is now")
 
 
 class MovementOut(Output):

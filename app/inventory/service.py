@@ -351,9 +351,11 @@ async def receive_stock(session: AsyncSession, lines: Sequence[Line], *, reason:
 
 async def adjust_expanded(session: AsyncSession, ops: dict[tuple[str, str], tuple[str, int]], *, reason: str,
                           reference: str | None, note: str | None = None, locs: dict[str, Loc] | None = None,
-                          safety: dict[tuple[str, str], int] | None = None, field_of: dict | None = None) -> list[Change]:
+                          safety: dict[tuple[str, str], int] | None = None, field_of: dict | None = None,
+                          after: dict | None = None) -> list[Change]:
     """on_hand changes: ("delta", n) or ("set", n) per (sku, location id); optional new safety
-    stock. on_hand may never go below zero (409 insufficient_stock). Returns the changed levels."""
+    stock. on_hand may never go below zero (409 insufficient_stock). Returns the changed levels;
+    `after` receives every level's (on_hand, reserved, safety_stock) after the call."""
     keys = set(ops) | set(safety or {})
     await _ensure_levels(session, keys)
     levels = await _lock(session, keys)
@@ -368,6 +370,8 @@ async def adjust_expanded(session: AsyncSession, ops: dict[tuple[str, str], tupl
                           **({"field": field_of[key]} if field_of and key in field_of else {})})
             continue
         new_safety = (safety or {}).get(key, r.safety_stock)
+        if after is not None:
+            after[key] = (new_on_hand, r.reserved, new_safety)
         if new_on_hand != r.on_hand or new_safety != r.safety_stock:
             changes.append(Change(r.sku, r.location_id, new_on_hand, r.reserved, new_safety, new_on_hand - r.on_hand))
     if short:

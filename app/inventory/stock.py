@@ -50,21 +50,13 @@ async def adjust(session: AsyncSession, body: AdjustmentIn) -> dict:
     key = (body.sku, loc.id)
     op = ("delta", body.delta) if body.delta is not None else ("set", body.set)
     safety = {key: body.safety_stock} if body.safety_stock is not None else None
+    after: dict = {}
     changes = await service.adjust_expanded(session, {key: op}, reason=body.reason, reference=body.reference,
-                                            note=body.note, locs={loc.id: loc}, safety=safety,
+                                            note=body.note, locs={loc.id: loc}, safety=safety, after=after,
                                             field_of={key: "delta" if body.delta is not None else "set"})
     await session.commit()
-    level = await _level(session, body.sku, loc)
-    return {"object": "adjustment", "sku": body.sku, "location": loc.code, "reason": body.reason,
-            "change": changes[0].delta_on_hand if changes else 0, "level": level}
-
-
-async def _level(session: AsyncSession, sku: str, loc: service.Loc) -> dict:
-    rows = await service.levels_for(session, [sku], [loc.id])
-    if not rows:
-        return service.render_level(sku, loc.code, 0, 0, 0)
-    r = rows[0]
-    return service.render_level(sku, loc.code, r.on_hand, r.reserved, r.safety_stock)
+    return {"object": "adjustment", **service.render_level(body.sku, loc.code, *after[key]), "reason": body.reason,
+            "change": changes[0].delta_on_hand if changes else 0}
 
 
 async def put_levels(session: AsyncSession, body: LevelsPut) -> dict:
@@ -80,13 +72,14 @@ async def put_levels(session: AsyncSession, body: LevelsPut) -> dict:
     await _stocked_skus(session, [(f"levels[{i}].sku", lv.sku) for i, lv in enumerate(body.levels)])
     ops = {(lv.sku, loc.id): ("set", lv.on_hand) for lv in body.levels}
     safety = {(lv.sku, loc.id): lv.safety_stock for lv in body.levels if lv.safety_stock is not None}
+    after: dict = {}
     changes = await service.adjust_expanded(session, ops, reason=body.reason, reference=None, note=body.note,
-                                            locs={loc.id: loc}, safety=safety)
+                                            locs={loc.id: loc}, safety=safety, after=after)
     await session.commit()
-    return {"object": "level_update", "location": loc.code, "levels": len(body.levels), "changed": len(changes),
-            "changes": [{"sku": c.sku, "change": c.delta_on_hand, **service.render_level(c.sku, loc.code, c.on_hand,
-                                                                                           c.reserved, c.safety_stock)}
-                        for c in changes]}
+    delta = {c.sku: c.delta_on_hand for c in changes}
+    return {"object": "level_update", "location": loc.code, "changed": len(changes),
+            "data": [{**service.render_level(lv.sku, loc.code, *after[(lv.sku, loc.id)]), "change": delta.get(lv.sku, 0)}
+                     for lv in body.levels]}
 
 
 async def list_levels(session: AsyncSession, page: PageParams, *, sku: str | None, location: str | None,

@@ -375,7 +375,8 @@ def _proportional(amount: int, idx: list[int], left: Sequence[int], n: int) -> l
         return out
     caps = [left[i] for i in idx]
     amount = min(amount, sum(caps))
-    for i, part in zip(idx, allocate_capped(amount, caps, caps)):
+    # weights equal to the caps and amount <= their sum: no part can exceed its cap
+    for i, part in zip(idx, allocate(amount, caps)):
         out[i] = part
     return out
 
@@ -550,7 +551,8 @@ def _stack_run(stackable: Sequence[Promotion], items: Sequence[Item], amounts: S
     return total, vecs
 
 
-def choose(promotions: Sequence[Promotion], items: Sequence[Item], amounts: Sequence[int]) -> Plan:
+def choose(promotions: Sequence[Promotion], items: Sequence[Item], amounts: Sequence[int],
+           quals: dict[str, tuple[int, ...]] | None = None) -> Plan:
     """The combination to apply (see the module doc): [(promotion, lines it may discount, its
     fixed discounts if exclusive)]. All stackable promotions take part; exclusive ones are
     tried in order of their value alone (ties: priority, then code) and kept when the whole
@@ -560,8 +562,9 @@ def choose(promotions: Sequence[Promotion], items: Sequence[Item], amounts: Sequ
     Exclusive promotions touch only their own lines and stackable ones only the open lines, so a
     plan's discount is the kept exclusives' fixed amounts plus what the stackable promotions take
     on the open lines: a trial costs one valuation of the candidate and one run of the stackables."""
-    scopes = category_scopes(items)
-    quals = {p.code: qualifying_lines(p, items, scopes) for p in promotions if p.type != "bundle_price"}
+    if quals is None:
+        scopes = category_scopes(items)
+        quals = {p.code: qualifying_lines(p, items, scopes) for p in promotions if p.type != "bundle_price"}
     valued = []
     for p in promotions:
         if p.type != "bundle_price" and not quals[p.code]:
@@ -608,8 +611,10 @@ def price_items(items: Sequence[Item], promotions: Sequence[Promotion], ctx: Con
     canon = [items[i] for i in order]
     subtotals = [it.unit_price * it.quantity for it in canon]
     candidates = eligible(ctx, promotions)
-    plan = choose(candidates, canon, subtotals) if candidates else []
-    left, line_discounts, applied = _run(plan, canon, subtotals)
+    scopes = category_scopes(canon)
+    quals = {p.code: qualifying_lines(p, canon, scopes) for p in candidates if p.type != "bundle_price"}
+    plan = choose(candidates, canon, subtotals, quals) if candidates else []
+    left, line_discounts, applied = _run(plan, canon, subtotals, quals)
     lines_canon: list[QuoteLine] = []
     for i, it in enumerate(canon):
         net_or_gross = left[i]
@@ -768,6 +773,30 @@ def validate_params(type_: str, params: Any) -> list[dict]:
                 seen.add(it["sku"])
             integer(f"items[{j}].quantity", it.get("quantity", 1), 1, 1000)
     return errs
+
+
+def canonical_params(type_: str, params: Any) -> Any:
+    """Spellings integrators use, mapped to the stored ones before validation: a whole-number
+    `percent` (10 = 10 %) for `percent_bp`, and `scope` / `applies_to` for amount_off's `per`."""
+    if not isinstance(params, dict):
+        return params
+    out = dict(params)
+
+    def percent(d: dict) -> dict:
+        if "percent" in d and "percent_bp" not in d and type(d["percent"]) is int:
+            d = dict(d)
+            d["percent_bp"] = d.pop("percent") * 100
+        return d
+
+    if type_ == "percent_off":
+        out = percent(out)
+    elif type_ == "tiered_percent" and isinstance(out.get("tiers"), list):
+        out["tiers"] = [percent(t) if isinstance(t, dict) else t for t in out["tiers"]]
+    elif type_ == "amount_off":
+        for alias in ("scope", "applies_to"):
+            if alias in out and "per" not in out:
+                out["per"] = out.pop(alias)
+    return out
 
 
 def normalize_params(type_: str, params: dict) -> dict:

@@ -59,10 +59,11 @@ async def list_prices(ref: str, session: Session, page: PageParams = Depends(pag
     return json_response(await service.list_prices(session, ref, page, sku))
 
 
-@router.post("/v1/tax-rates", status_code=201, response_model=TaxRateOut, summary="Create a tax rate (country, tax_class, rate_bp)")
+@router.post("/v1/tax-rates", status_code=201, response_model=TaxRateOut,
+             summary="Set the rate of a country and tax class (201 created, 200 when it existed: changed in place)")
 async def create_tax_rate(body: TaxRateCreate, session: Session, _: Principal = Depends(ADMIN)):
-    t = await service.create_tax_rate(session, body)
-    return created(t, version=t["version"])
+    t, new = await service.put_tax_rate(session, body)
+    return created(t, version=t["version"]) if new else json_response(t, version=t["version"])
 
 
 @router.get("/v1/tax-rates", summary="List tax rates")

@@ -227,19 +227,28 @@ def render_tax_rate(t: Any) -> dict:
             "version": t.version, "created_at": rfc3339(t.created_at), "updated_at": rfc3339(t.updated_at)}
 
 
-async def create_tax_rate(session: AsyncSession, data: TaxRateCreate) -> dict:
-    t = TaxRate(id=new_id("tax"), country=data.country, tax_class=data.tax_class, rate_bp=data.rate_bp)
-    session.add(t)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        existing = (await session.execute(select(TaxRate.id).where(
-            TaxRate.country == data.country, TaxRate.tax_class == data.tax_class))).scalar()
-        raise ApiError(409, "duplicate_tax_rate",
-                       f"{data.country} already has a {data.tax_class} rate ({existing}); PATCH it instead.",
-                       errors=[{"field": "tax_class", "message": "Already set for this country."}], existing=existing) from None
-    return render_tax_rate(t)
+async def put_tax_rate(session: AsyncSession, data: TaxRateCreate) -> tuple[dict, bool]:
+    """Set the rate of (country, tax_class): created (True) or changed in place (False). A
+    (country, tax_class) has one rate, so setting it twice is not a conflict."""
+    async def existing() -> TaxRate | None:
+        return (await session.execute(select(TaxRate).where(
+            TaxRate.country == data.country, TaxRate.tax_class == data.tax_class).with_for_update())).scalars().first()
+
+    for _ in range(2):
+        t = await existing()
+        if t is not None:
+            if t.rate_bp != data.rate_bp:
+                t.rate_bp, t.version, t.updated_at = data.rate_bp, t.version + 1, clock.now()
+            await session.commit()
+            return render_tax_rate(t), False
+        t = TaxRate(id=new_id("tax"), country=data.country, tax_class=data.tax_class, rate_bp=data.rate_bp)
+        session.add(t)
+        try:
+            await session.commit()
+            return render_tax_rate(t), True
+        except IntegrityError:  # created concurrently: update that one
+            await session.rollback()
+    raise ApiError(409, "conflict", "The tax rate changed concurrently; retry.")
 
 
 async def update_tax_rate(session: AsyncSession, request: Request, ref: str, data: TaxRateUpdate) -> dict:
@@ -325,13 +334,17 @@ async def get_promotion(session: AsyncSession, ref: str, *, for_update: bool = F
     return await _by_ref(session, Promotion, "Promotion", ref, for_update)
 
 
+def _params(type_: str, params: Any) -> Any:
+    """Accepted spellings mapped, defaults filled in; left as given when invalid (validation names the fields)."""
+    params = engine.canonical_params(type_, params)
+    return params if engine.validate_params(type_, params) else engine.normalize_params(type_, params)
+
+
 async def create_promotion(session: AsyncSession, data: PromotionCreate) -> dict:
     values = data.model_dump()
     values["valid_from"], values["valid_to"] = _utc(data.valid_from), _utc(data.valid_to)
     values["coupon_code"] = data.coupon_code.upper() if data.coupon_code else None
-    errors = engine.validate_params(data.type, data.params)
-    if not errors:
-        values["params"] = engine.normalize_params(data.type, data.params)
+    values["params"] = _params(data.type, data.params)
     await _validate_promotion(session, values)
     p = Promotion(id=new_id("promo"), **values)
     async with committed_unique(session, "promotion", data.code):
@@ -351,8 +364,8 @@ async def update_promotion(session: AsyncSession, request: Request, ref: str, da
         changes["coupon_code"] = changes["coupon_code"].upper()
     values = {c.name: getattr(p, c.name) for c in PR.columns if c.name not in ("id", "version", "created_at", "updated_at")}
     values.update(changes)
-    if "params" in changes and not engine.validate_params(p.type, changes["params"]):
-        values["params"] = changes["params"] = engine.normalize_params(p.type, changes["params"])
+    if "params" in changes:
+        values["params"] = changes["params"] = _params(p.type, changes["params"])
     await _validate_promotion(session, values, own_id=p.id)
     changes = {k: v for k, v in changes.items() if getattr(p, k) != v}
     if changes:

@@ -365,3 +365,14 @@ def test_allocate_is_exact_and_proportional(total, weights):
     ws = weights if sum(weights) else [1] * len(weights)
     for p, w in zip(parts, ws):
         assert abs(p - total * w / wsum) < 1 + 1e-9
+
+
+def test_params_spellings_integrators_use():
+    from app.pricing.engine import canonical_params
+
+    assert canonical_params("percent_off", {"percent": 10}) == {"percent_bp": 1000}
+    assert canonical_params("tiered_percent", {"tiers": [{"min_quantity": 3, "percent": 5}]}) == \
+        {"tiers": [{"min_quantity": 3, "percent_bp": 500}]}
+    assert canonical_params("amount_off", {"amount": 500, "scope": "line"}) == {"amount": 500, "per": "line"}
+    assert canonical_params("percent_off", {"percent": 12.5}) == {"percent": 12.5}  # not whole: left to validation
+    assert validate_params("percent_off", canonical_params("percent_off", {"percent": 12.5}))[0]["field"] == "params.percent"

@@ -1,7 +1,5 @@
 """Small pure helpers for catalog codes: GTIN check digits, handles (slugs), text safety."""
-import os
 import re
-import time
 import unicodedata
 
 GTIN_LENGTHS = (8, 12, 13, 14)
@@ -78,25 +76,3 @@ def like_pattern(value: str) -> str:
 def like_prefix(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"{escaped}%"
-
-
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # 10 bits -> 2 chars
-
-
-def _b32(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
-
-
-def new_ids(prefix: str, n: int) -> list[str]:
-    """`n` ids in app.core.ids' format (`prefix_` + 26-char Crockford ULID: 48-bit ms time, 80 bits
-    after it), in order: one timestamp, 60 random bits, then a 20-bit counter (bulk import:
-    ids follow the file; at most 1,048,576 per call)."""
-    if n > 1 << 20:
-        raise ValueError("at most 2**20 ids per call")
-    head = prefix + "_" + _b32(int(time.time() * 1000), 10) + _b32(int.from_bytes(os.urandom(8), "big") >> 4, 12)
-    return [head + _PAIRS[i >> 10] + _PAIRS[i & 1023] for i in range(n)]

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.codes import gtin_forms, is_handle, new_ids, slugify
+from app.catalog.codes import gtin_forms, is_handle, slugify
 from app.catalog.schemas import (
     AttributesText, CategoryText, ChannelCodes, DescriptionText, Gtin, Handle, OptionsText, Quantity, Sku, Status, TaxClass,
     TitleText,
@@ -35,6 +35,7 @@ from app.catalog.schemas import (
 from app.catalog.service import BC, P, PC, V, chunks, existing_channels, where_in
 from app.core import clock
 from app.core.db import is_postgres
+from app.core.ids import new_ids
 from app.core.errors import ApiError, field_path
 from app.core.schemas import NonNegInt
 from app.events.service import emit_many

@@ -5,8 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.models import Channel
 from app.channels.schemas import ChannelCreate, ChannelUpdate
-from app.core import clock
-from app.core.concurrency import check_version
+from app.core.concurrency import apply_changes, check_version
 from app.core.db import committed_unique
 from app.core.errors import ApiError, not_found
 from app.core.ids import new_id
@@ -82,10 +81,6 @@ async def update_channel(session: AsyncSession, request: Request, ref: str, data
     if "price_lists" in changes or "currency" in changes:
         await _check_price_list_codes(session, changes.get("price_lists", ch.price_lists or []),
                                       changes.get("currency", ch.currency))
-    if changes:
-        for k, v in changes.items():
-            setattr(ch, k, v)
-        ch.version += 1
-        ch.updated_at = clock.now()
+    apply_changes(ch, changes)
     await session.commit()
     return ch

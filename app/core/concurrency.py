@@ -1,6 +1,9 @@
 """Optimistic concurrency: integer `version`, `ETag: "<version>"`, `If-Match`."""
+from typing import Any
+
 from fastapi import Request, Response
 
+from app.core import clock
 from app.core.errors import ApiError
 
 
@@ -39,3 +42,15 @@ def check_version(request: Request, current: int, body_version: int | None = Non
                 f"The resource is at version {current}, the request expected version {v}.",
                 current_version=current,
             )
+
+
+def apply_changes(obj: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set the fields that really differ, then bump `version` and `updated_at` once. Returns
+    what changed (empty: nothing to write, the version stays)."""
+    changed = {k: v for k, v in changes.items() if getattr(obj, k) != v}
+    if changed:
+        for k, v in changed.items():
+            setattr(obj, k, v)
+        obj.version += 1
+        obj.updated_at = clock.now()
+    return changed

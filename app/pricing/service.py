@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.service import chunks, lookup_skus, where_in
 from app.channels.models import Channel
 from app.core import clock
-from app.core.concurrency import check_version
+from app.core.concurrency import apply_changes, check_version
 from app.core.db import committed_unique
 from app.core.errors import ApiError
 from app.core.ids import new_id
@@ -140,12 +140,8 @@ async def update_price_list(session: AsyncSession, request: Request, ref: str, d
     _window(changes.get("valid_from", pl.valid_from), changes.get("valid_to", pl.valid_to))
     if "channels" in changes:
         await _check_channels(session, changes["channels"], currency=pl.currency)
-    changes = {k: v for k, v in changes.items() if getattr(pl, k) != v}
+    changes = apply_changes(pl, changes)
     if changes:
-        for k, v in changes.items():
-            setattr(pl, k, v)
-        pl.version += 1
-        pl.updated_at = clock.now()
         await _price_list_event(session, pl, change="updated", fields=sorted(changes))
     await session.commit()
     return render_price_list(pl)
@@ -367,12 +363,7 @@ async def update_promotion(session: AsyncSession, request: Request, ref: str, da
     if "params" in changes:
         values["params"] = changes["params"] = _params(p.type, changes["params"])
     await _validate_promotion(session, values, own_id=p.id)
-    changes = {k: v for k, v in changes.items() if getattr(p, k) != v}
-    if changes:
-        for k, v in changes.items():
-            setattr(p, k, v)
-        p.version += 1
-        p.updated_at = clock.now()
+    apply_changes(p, changes)
     await session.commit()
     return render_promotion(p)
 

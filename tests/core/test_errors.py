@@ -84,6 +84,9 @@ def test_json_of_integers_beyond_64_bits():
 def test_ids_keep_creation_order_within_a_millisecond():
     from app.core.ids import new_id
 
-    ids = [new_id("mov") for _ in range(5000)]  # thousands per millisecond
+    from app.core.ids import new_ids
+
+    ids = [new_id("mov") for _ in range(2000)]  # thousands per millisecond
+    ids += new_ids("mov", 3000) + [new_id("mov") for _ in range(10)] + new_ids("mov", 5)  # bulk ids interleaved
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert all(len(i) == len("mov_") + 26 for i in ids)

@@ -40,4 +40,4 @@ def test_migrate_seed_create_key_and_serve(live_server):
 
 def test_worker_once():
     out = cli("worker", "--once").stdout
-    assert "purge_idempotency_keys" in out
+    assert "purge_idempotency_keys" in out and "expire_reservations" in out

@@ -13,7 +13,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from app.auth.service import principal_for_secret
-from app.core.db import sessionmaker
+from app.core.db import get_engine
 from app.core.errors import problem_response
 from app.core.settings import get_settings
 
@@ -37,8 +37,9 @@ class AuthMiddleware:
                 break
         principal = None
         if secret:
-            async with sessionmaker()() as session:
-                principal = await principal_for_secret(session, secret)
+            # a Core connection, not an ORM session: one indexed read, no unit of work to set up
+            async with get_engine().connect() as conn:
+                principal = await principal_for_secret(conn, secret)
         state["principal"] = principal
         await self.app(scope, receive, send)
 

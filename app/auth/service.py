@@ -6,8 +6,8 @@ force) and lets every request authenticate with one indexed lookup.
 import hashlib
 import secrets
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.models import ApiKey
 from app.auth.principal import Principal
@@ -28,17 +28,18 @@ def new_secret(role: str) -> str:
     return f"{SECRET_PREFIX}{role[:4]}_{secrets.token_urlsafe(32)}"
 
 
-async def principal_for_secret(session: AsyncSession, secret: str) -> Principal | None:
+# Built once: every authenticated request runs it (the key is looked up each time, so a
+# revocation takes effect on the next request).
+_KEY_LOOKUP = select(
+    ApiKey.id, ApiKey.role, ApiKey.channel_id, ApiKey.channel_code,
+    ApiKey.location_id, ApiKey.location_code, ApiKey.rate_limit,
+).where(ApiKey.secret_hash == bindparam("secret_hash"), ApiKey.revoked_at.is_(None))
+
+
+async def principal_for_secret(session: AsyncSession | AsyncConnection, secret: str) -> Principal | None:
     if not secret or len(secret) > 200:
         return None
-    row = (
-        await session.execute(
-            select(
-                ApiKey.id, ApiKey.role, ApiKey.channel_id, ApiKey.channel_code,
-                ApiKey.location_id, ApiKey.location_code, ApiKey.rate_limit,
-            ).where(ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
-        )
-    ).first()
+    row = (await session.execute(_KEY_LOOKUP, {"secret_hash": hash_secret(secret)})).first()
     if row is None:
         return None
     return Principal(

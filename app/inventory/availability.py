@@ -8,6 +8,8 @@ they are sorted by distance (great-circle, km; locations without coordinates las
 `radius_km` keeps the ones within it; otherwise by priority, then code. `pickup` is true
 where the location offers pickup and has the SKU available. Bundles are derived from their
 components per location. Expired holds no longer count even before the worker releases them.
+Unknown SKUs (for storefront and marketplace keys: SKUs not visible in their channel) answer
+422 validation_error with one `errors[]` entry naming each, rather than a per-SKU "not found".
 """
 import math
 from sqlalchemy.ext.asyncio import AsyncSession

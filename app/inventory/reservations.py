@@ -6,6 +6,7 @@ against availability at once (the availability query leaves them out); the worke
 `expire_reservations` then releases them for good, and any reservation or checkout needing
 the same stock releases them first. Ending a reservation flips its status with a conditional
 UPDATE … RETURNING, so two workers (or a worker and a DELETE) never release it twice.
+`commit` turns an active hold into goods that leave (orders call it; status `committed`).
 """
 from collections import defaultdict
 from datetime import timedelta
@@ -97,6 +98,32 @@ async def end_reservations(session: AsyncSession, ids: list[str], status: str) -
     await service.release_expanded(session, dict(need), reference=ended[0] if len(ended) == 1 else None,
                                    reason="reservation_" + status)
     return ended
+
+
+async def commit(session: AsyncSession, rid: str, *, reference: str | None = None, reason: str = "sale") -> dict:
+    """The held goods leave (a click & reserve picked up, a cart hold turned into a shipment):
+    status `committed`, on_hand and reserved -= what the reservation holds, one `reason`
+    movement per held (sku, location). Only an active, unexpired reservation can be committed
+    (409 invalid_transition otherwise). Does not commit: the caller's transaction does, so an
+    order and its stock change are one."""
+    row = await _row(session, rid)
+    now = clock.now()
+    if row.status == "active" and row.expires_at <= now:
+        raise ApiError(409, "invalid_transition", f"Reservation {rid} has expired; reserve again.")
+    flipped = (await session.execute(
+        update(R).where(R.c.id == rid, R.c.status == "active", R.c.expires_at > now)
+        .values(status="committed", updated_at=now).returning(R.c.id))).first()
+    if flipped is None:  # ended meanwhile (or before): the status says how
+        current = (await _row(session, rid)).status
+        raise ApiError(409, "invalid_transition", f"Reservation {rid} is {current}; only an active one can be committed.")
+    items = (await session.execute(
+        update(RI).where(RI.c.reservation_id == rid, RI.c.active.is_(True)).values(active=False)
+        .returning(RI.c.sku, RI.c.location_id, RI.c.quantity))).all()
+    need: dict[tuple[str, str], int] = defaultdict(int)
+    for it in items:
+        need[(it.sku, it.location_id)] += it.quantity
+    await service.commit_expanded(session, dict(need), reference=reference or row.reference or rid, reason=reason)
+    return await get(session, rid)
 
 
 async def release(session: AsyncSession, rid: str) -> dict:

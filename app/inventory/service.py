@@ -331,6 +331,11 @@ async def commit_stock(session: AsyncSession, lines: Sequence[Line], *, referenc
                        reason: str = "sale") -> None:
     """Goods leave a location that had them reserved: on_hand -= qty and reserved -= qty."""
     need, locs, _ = await _resolve(session, lines)
+    await commit_expanded(session, need, reference=reference, reason=reason, locs=locs)
+
+
+async def commit_expanded(session: AsyncSession, need: dict[tuple[str, str], int], *, reference: str | None,
+                          reason: str = "sale", locs: dict[str, Loc] | None = None) -> None:
     if not need:
         return
     levels = await _lock(session, need)

@@ -79,3 +79,35 @@ async def test_many_skus_many_locations_in_constant_statements(client, admin):
     assert data[0]["available_to_sell"] == sum(i % 5 for i in range(12))
     # key + channel + catalog facts + ONE read of all levels at all locations
     assert counts == [4, 4], counts
+
+
+async def test_service_availability_is_two_statements(client, admin):
+    """The function orders call: 50 SKUs (5 of them bundles) × every location in at most two
+    statements (catalog facts, then one read of every level), counted on the engine."""
+    from app.core.db import sessionmaker
+    from app.inventory import service
+
+    locs = [(await create_location(client, admin, "store"))["code"] for _ in range(6)]
+    ch = (await create_channel(client, admin, "web", fulfillment_locations=locs))["code"]
+    skus = [sku("Q") for _ in range(45)]
+    for s in skus:
+        await create_product(client, admin, channels=[ch], variants=[{"sku": s}])
+    bundles = [sku("QB") for _ in range(5)]
+    for i, b in enumerate(bundles):
+        await create_product(client, admin, channels=[ch], type="bundle",
+                             variants=[{"sku": b, "components": [{"sku": skus[i], "quantity": 1},
+                                                                 {"sku": skus[i + 10], "quantity": 2}]}])
+    for i, loc in enumerate(locs):
+        await put_levels(client, admin, loc, **{s: (i + j) % 7 for j, s in enumerate(skus)})
+    async with sessionmaker()() as s:
+        with sql_statements() as statements:
+            got = await service.availability(s, skus + bundles)
+        assert len(statements) <= 2, statements
+        with sql_statements() as statements:
+            only = await service.availability(s, skus[:3], locs[:2])
+        assert len(statements) <= 3, statements  # + the location codes' lookup
+    assert len(got) == 50 and all(set(got[x]) >= set(locs) for x in skus + bundles)
+    assert got[skus[4]][locs[3]] == (3 + 4) % 7
+    b0 = {loc: min(got[skus[0]][loc] // 1, got[skus[10]][loc] // 2) for loc in locs}
+    assert {loc: got[bundles[0]][loc] for loc in locs} == b0
+    assert set(only[skus[0]]) == set(locs[:2])

@@ -112,3 +112,49 @@ async def test_bad_reservations(client, admin, world):
     pos_be = auth(await make_key("pos", location=w.be))
     r = await client.post("/v1/reservations", headers=pos_be, json={"sku": w.a, "location": w.hh, "quantity": 1, "ttl_seconds": 60})
     assert_problem(r, 404, "not_found")
+
+
+async def test_commit_a_reservation(client, admin, world):
+    """What orders call when held goods leave (click & reserve picked up): on_hand and reserved
+    both drop by what was held, one sale movement per component, status committed; in the
+    caller's transaction (a rollback leaves the reservation active)."""
+    from app.core.db import sessionmaker
+    from app.core.errors import ApiError
+    from app.inventory import reservations
+
+    w = world
+    await put_levels(client, admin, w.hh, **{w.a: 5, w.b: 6})
+    rid = (await client.post("/v1/reservations", headers=admin, json={
+        "sku": w.box, "location": w.hh, "quantity": 2, "ttl_seconds": 600, "reference": "pickup-7"})).json()["id"]
+    async with sessionmaker()() as s:  # rolled back: nothing happened
+        await reservations.commit(s, rid)
+        await s.rollback()
+    assert (await client.get(f"/v1/reservations/{rid}", headers=admin)).json()["status"] == "active"
+    async with sessionmaker()() as s:
+        out = await reservations.commit(s, rid, reference="ord_77")
+        await s.commit()
+    assert out["status"] == "committed"
+    a, b = await level(client, admin, w.a, w.hh), await level(client, admin, w.b, w.hh)
+    assert (a["on_hand"], a["reserved"], b["on_hand"], b["reserved"]) == (3, 0, 2, 0)
+    moves = (await client.get("/v1/inventory/movements", params={"reference": "ord_77"}, headers=admin)).json()["data"]
+    assert sorted((m["sku"] == w.a, m["quantity"], m["reason"]) for m in moves) == [(False, -4, "sale"), (True, -2, "sale")]
+    # a committed reservation stays committed: DELETE returns it as it is, a second commit is refused
+    r = await client.delete(f"/v1/reservations/{rid}", headers=admin)
+    assert r.status_code == 200 and r.json()["status"] == "committed"
+    assert (await level(client, admin, w.a, w.hh))["reserved"] == 0
+    async with sessionmaker()() as s:
+        with pytest.raises(ApiError) as e:
+            await reservations.commit(s, rid)
+        assert (e.value.status, e.value.code) == (409, "invalid_transition")
+        with pytest.raises(ApiError) as e:
+            await reservations.commit(s, "res_nope")
+        assert e.value.status == 404
+    # an expired hold cannot be committed (its stock may be sold already)
+    late = (await client.post("/v1/reservations", headers=admin, json={
+        "sku": w.a, "location": w.hh, "quantity": 1, "ttl_seconds": 30})).json()["id"]
+    clock.advance(timedelta(seconds=31))
+    async with sessionmaker()() as s:
+        with pytest.raises(ApiError) as e:
+            await reservations.commit(s, late)
+        assert (e.value.status, e.value.code) == (409, "invalid_transition")
+    assert await ledger_matches([w.a, w.b]) == []

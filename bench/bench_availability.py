@@ -84,23 +84,11 @@ async def bench(database_url: str, runs: int) -> None:
 
 
 async def count_statements(call) -> list[str]:
-    """The SQL statements `call()` runs (transaction control left out), counted on the engine."""
-    from sqlalchemy import event
+    """The SQL statements `call()` runs (transaction control left out)."""
+    from app.core.db import sql_statements
 
-    from app.core.db import get_engine
-
-    seen: list[str] = []
-
-    def hook(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "RELEASE", "SAVEPOINT")):
-            seen.append(statement)
-
-    engine = get_engine().sync_engine
-    event.listen(engine, "before_cursor_execute", hook)
-    try:
+    with sql_statements() as seen:
         await call()
-    finally:
-        event.remove(engine, "before_cursor_execute", hook)
     return seen
 
 

@@ -1,8 +1,4 @@
 """Small builders shared by tests: create channels, locations… through the API."""
-from contextlib import contextmanager
-
-from sqlalchemy import event
-
 from tests.conftest import uid
 
 
@@ -30,23 +26,3 @@ async def create_channel(client, admin, type: str = "web", **kw) -> dict:
     r = await client.post("/v1/channels", json=body, headers=admin)
     assert r.status_code == 201, r.text
     return r.json()
-
-
-@contextmanager
-def sql_statements():
-    """Collects the SQL statements the app runs inside the block (transaction control left out),
-    so a test can hold a hot path to a constant number of statements."""
-    from app.core.db import get_engine
-
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "RELEASE", "SAVEPOINT")):
-            statements.append(statement)
-
-    engine = get_engine().sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)

@@ -6,7 +6,7 @@ failing with "database is locked" on the upgrade. PostgreSQL: READ COMMITTED
 and conditional UPDATEs / row locks where invariants need them.
 """
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, event
@@ -140,3 +140,21 @@ async def committed_unique(session: AsyncSession, what: str, code: str, field: s
         await session.rollback()
         raise ApiError(409, "duplicate_code", f"A {what} with code {code!r} already exists.",
                        errors=[{"field": field, "message": "Already in use."}]) from None
+
+
+@contextmanager
+def sql_statements():
+    """Collects the SQL statements the app runs inside the block (transaction control left out),
+    so a test or a benchmark can hold a hot path to a constant number of statements."""
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "RELEASE", "SAVEPOINT")):
+            statements.append(statement)
+
+    engine = get_engine().sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

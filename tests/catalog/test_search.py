@@ -3,8 +3,9 @@ import secrets
 from datetime import timedelta
 
 from app.core import clock
+from app.core.db import sql_statements
 from tests.catalog.builders import Keys, create_product, gtin, sku
-from tests.helpers import assert_problem, sql_statements
+from tests.helpers import assert_problem
 
 
 async def _titles(client, headers, **params) -> list[str]:

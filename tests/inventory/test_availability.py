@@ -1,8 +1,9 @@
 """GET /v1/availability: per location, channel-wide, near me, bundles; in few statements."""
+from app.core.db import sql_statements
 from app.inventory.schemas import AvailabilityOut
 from tests.catalog.builders import create_product, sku
 from tests.conftest import auth, make_key
-from tests.helpers import assert_problem, create_channel, create_location, sql_statements
+from tests.helpers import assert_problem, create_channel, create_location
 from tests.inventory.builders import put_levels
 
 

@@ -5,12 +5,12 @@ import importlib
 import pytest
 from sqlalchemy import select
 
-from app.core.db import sessionmaker
+from app.core.db import sessionmaker, sql_statements
 from app.events.models import Event
 from app.pricing.schemas import PriceListOut, PromotionOut, QuoteOut, TaxRateOut
 from tests.catalog.builders import create_product, sku
 from tests.conftest import auth, make_key, uid
-from tests.helpers import assert_problem, create_channel, create_location, sql_statements
+from tests.helpers import assert_problem, create_channel, create_location
 
 
 class World:

@@ -1,7 +1,7 @@
 """Optimistic concurrency: integer `version`, `ETag: "<version>"`, `If-Match`."""
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Request
 
 from app.core import clock
 from app.core.errors import ApiError
@@ -9,10 +9,6 @@ from app.core.errors import ApiError
 
 def etag(version: int) -> str:
     return f'"{version}"'
-
-
-def set_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = etag(version)
 
 
 def if_match_version(request: Request) -> int | None:

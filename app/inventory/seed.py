@@ -4,6 +4,7 @@ through a `receipt` movement, so the ledger adds up from the start. Idempotent."
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.service import lookup_skus
 from app.inventory import service
 from app.inventory.models import StockLevel
 
@@ -33,7 +34,7 @@ async def seed_demo(session: AsyncSession) -> list[str]:
         await session.rollback()
         return []
     locs = await service.locations_by_code(session, STOCK)
-    facts = await service.sku_facts(session, SEED_SKUS)
+    facts = await lookup_skus(session, SEED_SKUS)
     ops, safety = {}, {}
     for code, table in STOCK.items():
         if code not in locs:

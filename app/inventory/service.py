@@ -117,22 +117,11 @@ async def locations_by_code(session: AsyncSession, codes: Iterable[str]) -> dict
     return out
 
 
-async def all_locations(session: AsyncSession, *, active_only: bool = True) -> list[Loc]:
-    stmt = select(LOC)
-    if active_only:
-        stmt = stmt.where(LOC.c.active.is_(True))
-    return [_loc(r) for r in (await session.execute(stmt.order_by(LOC.c.code))).all()]
-
-
 def unknown_locations(codes: Sequence[str], found: dict[str, Loc], field: str) -> None:
     missing = [(i, c) for i, c in enumerate(codes) if c not in found]
     if missing:
         raise ApiError(422, "validation_error", f"Unknown location {missing[0][1]!r}.",
                        errors=[{"field": field.format(i=i), "message": f"Unknown location {c!r}."} for i, c in missing])
-
-
-async def sku_facts(session: AsyncSession, skus: Iterable[str]) -> dict[str, SkuInfo]:
-    return await lookup_skus(session, skus)
 
 
 def expand(lines: Iterable[tuple[str, str, int]], facts: dict[str, SkuInfo]) -> dict[tuple[str, str], int]:
@@ -154,7 +143,7 @@ def expand(lines: Iterable[tuple[str, str, int]], facts: dict[str, SkuInfo]) -> 
 
 async def _resolve(session: AsyncSession, lines: Sequence[Line], field: str = "lines[{i}]") -> tuple[dict[tuple[str, str], int], dict[str, Loc], dict[str, SkuInfo]]:
     """Validate SKUs and locations of `lines` and expand them. 422 naming what is unknown."""
-    facts = await sku_facts(session, {s for s, _, _ in lines})
+    facts = await lookup_skus(session, {s for s, _, _ in lines})
     locs = await locations_by_code(session, {loc for _, loc, _ in lines})
     errors = []
     for i, (sku, loc, qty) in enumerate(lines):
@@ -169,7 +158,7 @@ async def _resolve(session: AsyncSession, lines: Sequence[Line], field: str = "l
     # components of bundles need their facts too (track_inventory)
     comps = {c for i in facts.values() for c, _ in i.components} - set(facts)
     if comps:
-        facts.update(await sku_facts(session, comps))
+        facts.update(await lookup_skus(session, comps))
     need = expand(((s, locs[l].id, q) for s, l, q in lines), facts)
     return need, locs, facts
 
@@ -408,18 +397,6 @@ def _effective_reserved_sql(now: datetime, expired=None):
 
 def _with_expired(stmt, expired):
     return stmt.outerjoin(expired, (expired.c.sku == SL.c.sku) & (expired.c.location_id == SL.c.location_id))
-
-
-async def levels_for(session: AsyncSession, skus: Sequence[str], location_ids: Sequence[str] | None = None) -> list[Any]:
-    """(sku, location_id, code, on_hand, reserved (effective), safety_stock) of many SKUs: one statement."""
-    expired = _expired_holds(clock.now())
-    eff = _effective_reserved_sql(clock.now(), expired).label("reserved")
-    stmt = _with_expired(select(SL.c.sku, SL.c.location_id, LOC.c.code, SL.c.on_hand, eff, SL.c.safety_stock)
-                         .select_from(SL.join(LOC, LOC.c.id == SL.c.location_id)), expired)
-    stmt = stmt.where(where_in(session, SL.c.sku, list(skus)), LOC.c.active.is_(True))
-    if location_ids is not None:
-        stmt = stmt.where(where_in(session, SL.c.location_id, list(location_ids)))
-    return list((await session.execute(stmt)).all())
 
 
 async def _matrix(session: AsyncSession, skus: Sequence[str], location_ids: Sequence[str] | None

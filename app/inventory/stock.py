@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ApiError
 from app.core.pagination import PageParams, apply_page, page_result
+from app.catalog.service import lookup_skus
 from app.inventory import service
 from app.inventory.models import Location, StockLevel, StockMovement
 from app.inventory.schemas import AdjustmentIn, LevelsPut
@@ -25,7 +26,7 @@ async def _location(session: AsyncSession, ref: str, field: str = "location") ->
 
 async def _stocked_skus(session: AsyncSession, items: list[tuple[str, str]]) -> None:
     """items: (field path, sku): known, not a bundle, tracked — else 422 naming each."""
-    facts = await service.sku_facts(session, {s for _, s in items})
+    facts = await lookup_skus(session, {s for _, s in items})
     errors = []
     for f, s in items:
         info = facts.get(s)

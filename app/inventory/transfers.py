@@ -18,6 +18,7 @@ from app.core.errors import ApiError
 from app.core.ids import new_id
 from app.core.pagination import PageParams, apply_page, page_result
 from app.events.service import emit
+from app.catalog.service import lookup_skus
 from app.inventory import service
 from app.inventory.models import Transfer
 
@@ -56,7 +57,7 @@ async def create(session: AsyncSession, *, from_: str, to: str, lines: list[tupl
     if src.id == dst.id:
         raise ApiError(422, "validation_error", "A transfer needs two different locations.",
                        errors=[{"field": "to", "message": "Same as from."}])
-    facts = await service.sku_facts(session, {s for s, _ in lines})
+    facts = await lookup_skus(session, {s for s, _ in lines})
     errors, seen = [], set()
     for i, (sku, _) in enumerate(lines):
         info = facts.get(sku)

@@ -21,30 +21,39 @@ SKUS = [f"AV-{i:03d}" for i in range(50)]
 BUNDLES = [f"AV-BOX-{i}" for i in range(5)]
 
 
-async def bench(database_url: str, runs: int) -> None:
-    rng = random.Random(3)
-    async with app_client(database_url) as (client, admin):
-        codes = [f"av-store-{i:03d}" for i in range(LOCATIONS)]
-        for i, code in enumerate(codes):
-            r = await client.post("/v1/locations", headers=admin, json={
-                "code": code, "name": f"Store {i}", "type": "store", "lat": 47 + rng.random() * 8, "lon": 6 + rng.random() * 9})
-            assert r.status_code == 201, r.text
-        r = await client.post("/v1/channels", headers=admin, json={
-            "code": "av-web", "name": "Bench", "type": "web", "currency": "EUR", "country": "DE", "fulfillment_locations": codes})
+async def load_stock(client, admin: dict, channel: str = "av-web", rng: random.Random | None = None) -> dict:
+    """200 stores, 50 stocked SKUs and 5 bundles of them visible in `channel`, fulfilled by every store
+    (the channel is created here, or its fulfillment locations set when it exists). Returns the
+    query parameters of the all-SKUs availability request."""
+    rng = rng or random.Random(3)
+    codes = [f"av-store-{i:03d}" for i in range(LOCATIONS)]
+    for i, code in enumerate(codes):
+        r = await client.post("/v1/locations", headers=admin, json={
+            "code": code, "name": f"Store {i}", "type": "store", "lat": 47 + rng.random() * 8, "lon": 6 + rng.random() * 9})
         assert r.status_code == 201, r.text
-        rows = [f'{{"sku": "{s}", "product_handle": "av-{s.lower()}", "product_title": "{s}", "status": "active", '
-                f'"channels": ["av-web"]}}' for s in SKUS]
-        rows += [f'{{"sku": "{b}", "product_handle": "av-{b.lower()}", "product_title": "{b}", "status": "active", '
-                 f'"channels": ["av-web"], "components": [{{"sku": "{SKUS[i]}", "quantity": 1}}, '
-                 f'{{"sku": "{SKUS[i + 10]}", "quantity": 2}}]}}' for i, b in enumerate(BUNDLES)]
-        r = await client.post("/v1/catalog/import", content="\n".join(rows), headers=admin | {"Content-Type": "application/x-ndjson"})
-        assert r.status_code == 200 and r.json()["failed"] == 0, r.text[:300]
-        for code in codes:
-            r = await client.put("/v1/inventory/levels", headers=admin, json={
-                "location": code, "levels": [{"sku": s, "on_hand": rng.randint(0, 20), "safety_stock": rng.randint(0, 2)}
-                                             for s in SKUS]})
-            assert r.status_code == 200, r.text
-        params = {"skus": ",".join(SKUS + BUNDLES), "channel": "av-web", "near": "53.55,9.99"}
+    r = await client.patch(f"/v1/channels/{channel}", headers=admin, json={"fulfillment_locations": codes})
+    if r.status_code == 404:
+        r = await client.post("/v1/channels", headers=admin, json={
+            "code": channel, "name": "Bench", "type": "web", "currency": "EUR", "country": "DE", "fulfillment_locations": codes})
+    assert r.status_code in (200, 201), r.text
+    rows = [f'{{"sku": "{s}", "product_handle": "av-{s.lower()}", "product_title": "{s}", "status": "active", '
+            f'"channels": ["{channel}"]}}' for s in SKUS]
+    rows += [f'{{"sku": "{b}", "product_handle": "av-{b.lower()}", "product_title": "{b}", "status": "active", '
+             f'"channels": ["{channel}"], "components": [{{"sku": "{SKUS[i]}", "quantity": 1}}, '
+             f'{{"sku": "{SKUS[i + 10]}", "quantity": 2}}]}}' for i, b in enumerate(BUNDLES)]
+    r = await client.post("/v1/catalog/import", content="\n".join(rows), headers=admin | {"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 200 and r.json()["failed"] == 0, r.text[:300]
+    for code in codes:
+        r = await client.put("/v1/inventory/levels", headers=admin, json={
+            "location": code, "levels": [{"sku": s, "on_hand": rng.randint(0, 20), "safety_stock": rng.randint(0, 2)}
+                                         for s in SKUS]})
+        assert r.status_code == 200, r.text
+    return {"skus": ",".join(SKUS + BUNDLES), "channel": channel, "near": "53.55,9.99"}
+
+
+async def bench(database_url: str, runs: int) -> None:
+    async with app_client(database_url) as (client, admin):
+        params = await load_stock(client, admin)
         for _ in range(10):
             r = await client.get("/v1/availability", params=params, headers=admin)
             assert r.status_code == 200, r.text

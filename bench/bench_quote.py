@@ -106,29 +106,41 @@ def bench_engine() -> None:
                   f"{per:6.3f} ms CPU per quote")
 
 
+SIZES = ("XS", "S", "M", "L", "XL")
+
+
+async def load_pricing(client, admin: dict, channel: str = "bench-web", variants_per_product: int = 1) -> None:
+    """A web channel, the 300 SKUs (`variants_per_product` to a product) visible in it, a price list,
+    a tax rate and the 50 promotions of promotions_spec, through the API."""
+    r = await client.post("/v1/channels", headers=admin, json={
+        "code": channel, "name": "Bench", "type": "web", "currency": "EUR", "country": "DE"})
+    assert r.status_code == 201, r.text
+    n = variants_per_product
+    rows = "\n".join(
+        '{"sku": "%s", "product_handle": "qb-%s", "product_title": "Bench %s", "status": "active", '
+        '"category": "%s", "channels": ["%s"]%s}' % (
+            s, SKUS[i - i % n].lower(), SKUS[i - i % n], CATEGORIES[i // n % len(CATEGORIES)], channel,
+            ', "options": {"size": "%s"}' % SIZES[i % n] if n > 1 else "")
+        for i, s in enumerate(SKUS))
+    r = await client.post("/v1/catalog/import", content=rows, headers=admin | {"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 200 and r.json()["failed"] == 0, r.text[:300]
+    r = await client.post("/v1/price-lists", headers=admin, json={"code": "bench-retail", "currency": "EUR",
+                                                                  "channels": [channel]})
+    assert r.status_code == 201, r.text
+    r = await client.put("/v1/price-lists/bench-retail/prices", headers=admin,
+                         json=[{"sku": s, "amount": 500 + 37 * i} for i, s in enumerate(SKUS)])
+    assert r.status_code == 200, r.text
+    r = await client.post("/v1/tax-rates", headers=admin, json={"country": "DE", "tax_class": "standard", "rate_bp": 1900})
+    assert r.status_code in (200, 201), r.text
+    for p in promotions_spec(random.Random(7)):
+        r = await client.post("/v1/promotions", headers=admin, json=p)
+        assert r.status_code == 201, r.text
+
+
 async def bench_http(database_url: str) -> None:
     rng = random.Random(11)
     async with app_client(database_url) as (client, admin):
-        r = await client.post("/v1/channels", headers=admin, json={
-            "code": "bench-web", "name": "Bench", "type": "web", "currency": "EUR", "country": "DE"})
-        assert r.status_code == 201, r.text
-        rows = "\n".join(
-            '{"sku": "%s", "product_handle": "qb-%s", "product_title": "Bench %s", "status": "active", '
-            '"category": "%s", "channels": ["bench-web"]}' % (s, s.lower(), s, CATEGORIES[i % len(CATEGORIES)])
-            for i, s in enumerate(SKUS))
-        r = await client.post("/v1/catalog/import", content=rows, headers=admin | {"Content-Type": "application/x-ndjson"})
-        assert r.status_code == 200 and r.json()["failed"] == 0, r.text[:300]
-        r = await client.post("/v1/price-lists", headers=admin, json={"code": "bench-retail", "currency": "EUR",
-                                                                      "channels": ["bench-web"]})
-        assert r.status_code == 201, r.text
-        r = await client.put("/v1/price-lists/bench-retail/prices", headers=admin,
-                             json=[{"sku": s, "amount": 500 + 37 * i} for i, s in enumerate(SKUS)])
-        assert r.status_code == 200, r.text
-        r = await client.post("/v1/tax-rates", headers=admin, json={"country": "DE", "tax_class": "standard", "rate_bp": 1900})
-        assert r.status_code in (200, 201), r.text
-        for p in promotions_spec(random.Random(7)):
-            r = await client.post("/v1/promotions", headers=admin, json=p)
-            assert r.status_code == 201, r.text
+        await load_pricing(client, admin)
         for n, runs in ((10, 300), (100, 100)):
             bodies = [{"channel": "bench-web", "lines": [{"sku": s, "quantity": q} for s, q in basket(rng, n)]}
                       for _ in range(20)]

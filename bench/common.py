@@ -61,6 +61,17 @@ class CpuMeter:
         self.seconds, self.requests = 0.0, 0
 
 
+async def new_api_key(**fields) -> str:
+    """An API key (app.auth.service.create_api_key's arguments), committed; returns its secret."""
+    from app.auth.service import create_api_key
+    from app.core.db import sessionmaker
+
+    async with sessionmaker()() as session:
+        _, secret = await create_api_key(session, **fields)
+        await session.commit()
+    return secret
+
+
 @asynccontextmanager
 async def app_client(database_url: str):
     """(httpx client on the in-process ASGI app, admin headers, CPU meter) on a migrated database."""
@@ -68,15 +79,13 @@ async def app_client(database_url: str):
     os.environ.setdefault("RATE_LIMIT", "1000000/minute")
     import httpx
 
-    from app.auth.service import create_api_key
     from app.cli import run_migrations
-    from app.core.db import dispose_engine, sessionmaker
+    from app.core.db import dispose_engine
 
     await asyncio.to_thread(run_migrations, database_url)
     from app.main import app
 
-    async with sessionmaker()() as session:
-        _, secret = await create_api_key(session, name="bench", role="admin")
+    secret = await new_api_key(name="bench", role="admin")
     meter = CpuMeter(app)
     transport = httpx.ASGITransport(app=meter)
     try:
@@ -85,3 +94,50 @@ async def app_client(database_url: str):
             yield client, {"Authorization": f"Bearer {secret}"}
     finally:
         await dispose_engine()
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu(pid: int) -> float:
+    """utime + stime of one process in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` and all its live descendants,
+    from /proc (Linux): uvicorn --workers N serves from child processes."""
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            total += _cpu(p)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited meanwhile
+    return total
+
+
+def pg_backends_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to `database`, by pid; empty when
+    the server runs on another machine (backends show as "postgres: ... <user> <database> <host>")."""
+    out = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            if cmd.startswith(b"postgres: ") and f" {database} ".encode() in cmd:
+                out[int(proc.name)] = _cpu(int(proc.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return out

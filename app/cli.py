@@ -36,17 +36,17 @@ def migrate() -> None:
 @cli.command("create-api-key")
 @click.option("--role", required=True, type=click.Choice(["admin", "storefront", "pos", "marketplace", "dropshipper"]))
 @click.option("--name", required=True)
-@click.option("--channel", default=None, help="channel code (storefront, marketplace, pos)")
-@click.option("--location", default=None, help="location code (pos, dropshipper)")
+@click.option("--channel", default=None, help="channel code (required for storefront, marketplace and pos: its pos channel)")
+@click.option("--location", default=None, help="location code (required for pos: its store; dropshipper: its partner location)")
 def create_api_key(role: str, name: str, channel: str | None, location: str | None) -> None:
     """Create an API key; the secret is the last line printed."""
     from app.auth.service import create_api_key as create
-    from app.core.db import dispose_engine, sessionmaker
+    from app.core.db import dispose_engine, unit_of_work
     from app.core.errors import ApiError
 
     async def go():
         try:
-            async with sessionmaker()() as session:
+            async with unit_of_work() as session:
                 return await create(session, name=name, role=role, channel=channel, location=location)
         finally:
             await dispose_engine()
@@ -75,8 +75,12 @@ def seed_demo() -> None:
 @click.option("--workers", default=1, type=int)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the API with uvicorn."""
+    import os
+
     import uvicorn
 
+    # the workers read it: with more than one, rate limits default to the shared database
+    os.environ["WEB_CONCURRENCY"] = str(workers)
     uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level="info")
 
 

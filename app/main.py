@@ -4,12 +4,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.auth.middleware import AuthMiddleware, RateLimitMiddleware
+from app.auth.middleware import AuthMiddleware
+from app.core.body import BodyMiddleware
 from app.core.db import dispose_engine
 from app.core.errors import install_error_handlers, problem_response
 from app.core.idempotency import IdempotencyMiddleware
 from app.core.observability import RequestIdMetricsMiddleware
+from app.core.transaction import DatabaseMiddleware, unavailable_problem
 
 DESCRIPTION = """
 One headless backend for every channel: web shops, apps, POS terminals,
@@ -93,15 +96,28 @@ def create_app() -> FastAPI:
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
         if sqlstate and str(sqlstate).startswith("22"):  # data exception: a value the database cannot hold
             return problem_response(422, "validation_error", "A value cannot be stored (out of range or invalid characters).")
-        if getattr(exc, "connection_invalidated", False):
-            return problem_response(503, "unavailable", "The database is unavailable; retry.", headers={"Retry-After": "1"})
+        problem = unavailable_problem(exc)
+        if problem is not None:
+            return problem
+        raise exc
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(TimeoutError)
+    async def _unavailable(_request, exc):
+        problem = unavailable_problem(exc)
+        if problem is not None:
+            return problem
         raise exc
 
     _include_routers(app)
-    # Order: the last added runs first.
+    # Order: the last added runs first. Request id and metrics; the request's database
+    # connection and transaction; who is calling (401 and 429 before any body is read); the
+    # body, bounded and checked; the idempotency record inside the request's transaction.
     app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(RateLimitMiddleware)
+    app.add_middleware(BodyMiddleware)
     app.add_middleware(AuthMiddleware)
+    app.add_middleware(DatabaseMiddleware)
     app.add_middleware(RequestIdMetricsMiddleware)
     return app
 

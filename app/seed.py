@@ -7,7 +7,7 @@ from sqlalchemy import select
 from app.channels.models import Channel
 from app.channels.schemas import ChannelCreate
 from app.channels.service import create_channel
-from app.core.db import dispose_engine, sessionmaker
+from app.core.db import dispose_engine, unit_of_work
 from app.inventory.locations import create_location
 from app.inventory.models import Location
 from app.inventory.schemas import LocationCreate
@@ -40,7 +40,7 @@ CHANNELS = [
 async def seed() -> str:
     made = []
     try:
-        async with sessionmaker()() as session:
+        async with unit_of_work() as session:
             made += await seed_locations_and_channels(session)
             for extra in _domain_seeders():
                 made.extend(await extra(session))
@@ -82,7 +82,7 @@ async def _name_price_lists(session) -> None:
             continue  # pricing not seeded: leave the channel without lists
         ch.price_lists = spec["price_lists"]
         ch.version += 1
-    await session.commit()
+    await session.flush()
 
 
 def _domain_seeders():

@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 
 from app.core import clock
-from app.core.db import dispose_engine, sessionmaker
+from app.core.db import dispose_engine, unit_of_work
 from app.core.idempotency import IdempotencyRecord
 from app.core.settings import get_settings
 
@@ -33,9 +33,19 @@ def periodic(seconds: float):
 @periodic(300)
 async def purge_idempotency_keys() -> int:
     cutoff = clock.now() - timedelta(seconds=get_settings().idempotency_ttl_seconds)
-    async with sessionmaker()() as session:
+    async with unit_of_work() as session:
         res = await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
-        await session.commit()
+        return res.rowcount or 0
+
+
+@periodic(600)
+async def purge_rate_limit_counters() -> int:
+    """Counters of windows that ended more than two days ago (no limit window is longer than a day)."""
+    from app.auth.models import RateLimitCounter
+
+    cutoff = int(clock.now().timestamp()) - 2 * 86400
+    async with unit_of_work() as session:
+        res = await session.execute(delete(RateLimitCounter).where(RateLimitCounter.window_start < cutoff))
         return res.rowcount or 0
 
 

@@ -49,6 +49,12 @@ else:  # pragma: no cover
 
 os.environ["DATABASE_URL"] = DATABASE_URL
 os.environ.setdefault("RATE_LIMIT", "1000000/minute")
+# The PostgreSQL server may be shared: every process of the suite (the in-process app, the live
+# servers) keeps at most 2 x DB_POOL_SIZE connections, so the whole run stays under
+# MAX_TEST_CONNECTIONS (checked below); requests wait for a connection rather than fail.
+os.environ.setdefault("DB_POOL_SIZE", "3")
+os.environ.setdefault("DB_POOL_TIMEOUT", "30")
+MAX_TEST_CONNECTIONS = 25
 os.environ.setdefault("STRIPE_API_KEY", "sk_test_fake")
 os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_test_fake")
 
@@ -59,7 +65,46 @@ run_migrations(DATABASE_URL)
 from app.main import app as asgi_app  # noqa: E402
 
 
+class ConnectionWatch:
+    """Samples how many connections the suite holds on its PostgreSQL database (its own sampling
+    connection included), every 50 ms in a thread, for the whole run."""
+
+    def __init__(self):
+        import threading
+
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._thread.start()
+
+    async def _run(self):
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_BASE + "/postgres")
+        try:
+            while not self._stop.is_set():
+                n = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", _DB_NAME)
+                self.peak = max(self.peak, n + 1)
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak
+
+
+_watch = ConnectionWatch() if BACKEND == "postgres" else None
+
+
 def pytest_sessionfinish(session, exitstatus):
+    if _watch is not None:
+        peak = _watch.stop()
+        print(f"\npeak PostgreSQL connections of the suite: {peak} (limit {MAX_TEST_CONNECTIONS})")
+        if peak > MAX_TEST_CONNECTIONS and session.exitstatus == 0:
+            print("FAILED: the suite held more PostgreSQL connections than allowed")
+            session.exitstatus = 1
     if BACKEND == "postgres":
         try:
             _pg_admin(f'DROP DATABASE IF EXISTS "{_DB_NAME}" WITH (FORCE)')
@@ -91,9 +136,9 @@ async def client():
 async def make_key(role: str = "admin", channel: str | None = None, location: str | None = None,
                    rate_limit: str | None = None) -> str:
     from app.auth.service import create_api_key
-    from app.core.db import sessionmaker
+    from app.core.db import unit_of_work
 
-    async with sessionmaker()() as session:
+    async with unit_of_work() as session:
         _, secret = await create_api_key(session, name=f"test {role}", role=role, channel=channel,
                                          location=location, rate_limit=rate_limit)
     return secret
@@ -119,34 +164,59 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server:
+    """A uvicorn process serving the app on loopback (kill -9 it, start another)."""
+
+    def __init__(self, env: dict[str, str] | None = None, workers: int = 1, database_url: str | None = None):
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, DATABASE_URL=database_url or DATABASE_URL, **(env or {}))
+        self.workers = workers
+        self.proc: subprocess.Popen | None = None
+        self.log_path = Path(_TMP) / f"server_{self.port}.log"
+
+    def start(self, wait_ready: bool = True) -> "Server":
+        log = open(self.log_path, "ab")  # a file, not a pipe: an unread pipe fills up and blocks the server
+        cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+               "--log-level", "warning", "--no-access-log"]
+        if self.workers > 1:
+            cmd += ["--workers", str(self.workers)]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        deadline = time.time() + 30
+        while wait_ready and time.time() < deadline:
+            try:
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.log_path.read_text())
+        if wait_ready:
+            self.kill()
+            raise RuntimeError("server did not start")
+        return self
+
+    def kill(self) -> None:
+        """kill -9 the server (and its workers)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.kill()
+
+
 @pytest.fixture(scope="session")
 def live_server():
     """uvicorn serving the app on loopback against the test database."""
-    port = _free_port()
-    env = dict(os.environ, DATABASE_URL=DATABASE_URL)
-    log_path = Path(_TMP) / "live_server.log"
-    log = open(log_path, "wb")  # a file, not a pipe: an unread pipe fills up and blocks the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-        if proc.poll() is not None:
-            raise RuntimeError(log_path.read_text())
-    else:
-        proc.kill()
-        raise RuntimeError("live server did not start")
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    server = Server().start()
+    yield server.base
+    server.stop()

@@ -1,5 +1,6 @@
 from datetime import datetime
 
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel
 
 from app.core.models import id_field, ts_field
@@ -21,3 +22,13 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = ts_field()
     last_used_at: datetime | None = ts_field(nullable=True)
     revoked_at: datetime | None = ts_field(nullable=True)
+
+
+class RateLimitCounter(SQLModel, table=True):
+    """Hits per (caller, window) when rate limits are kept in the database (several workers)."""
+
+    __tablename__ = "rate_limit_counters"
+
+    ident: str = Field(primary_key=True, max_length=80)
+    window_start: int = Field(primary_key=True, sa_type=BigInteger)  # unix time // window length
+    hits: int = 0

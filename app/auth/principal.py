@@ -22,22 +22,16 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
-    def sees_channel(self, code: str | None) -> bool:
-        """Channel-bound keys see only their channel (POS: its pos channel)."""
-        if self.is_admin or self.role == "pos" and self.channel is None:
-            return True
-        return code is not None and code == self.channel
-
     def channel_or_404(self, code_or_id: str | None, what: str = "Channel") -> None:
         if self.is_admin:
             return
-        if code_or_id not in (self.channel, self.channel_id):
+        if code_or_id is None or code_or_id not in (self.channel, self.channel_id):
             raise ApiError(404, "not_found", f"{what} {code_or_id!r} was not found.")
 
     def location_or_404(self, code_or_id: str | None, what: str = "Location") -> None:
         if self.is_admin:
             return
-        if code_or_id not in (self.location, self.location_id):
+        if code_or_id is None or code_or_id not in (self.location, self.location_id):
             raise ApiError(404, "not_found", f"{what} {code_or_id!r} was not found.")
 
 
@@ -49,7 +43,7 @@ def require(*roles: str):
     """Dependency: the caller must be authenticated with one of `roles` (admin always passes)."""
     allowed = set(roles) | {"admin"}
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:  # async: no I/O, so no thread-pool hop
         principal = current_principal(request)
         if principal is None:
             raise ApiError(

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
@@ -10,6 +10,7 @@ from app.auth.models import ApiKey
 from app.auth.principal import ADMIN, Principal
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.core.db import get_session
+from app.core.idempotency import mark_secret
 from app.core.pagination import PageParams, apply_page, page_params, page_result
 from app.core.responses import created, json_response, rfc3339
 
@@ -27,8 +28,9 @@ def render(key: ApiKey) -> dict:
 
 
 @router.post("", status_code=201, response_model=ApiKeyCreated, summary="Create an API key (the secret is shown once)")
-async def create_key(body: ApiKeyCreate, session: Session, _: Principal = Depends(ADMIN)):
+async def create_key(body: ApiKeyCreate, request: Request, session: Session, _: Principal = Depends(ADMIN)):
     key, secret = await service.create_api_key(session, **body.model_dump())
+    mark_secret(request, "secret")  # a replay of this answer (same Idempotency-Key) shows "secret": null
     return created(render(key) | {"secret": secret})
 
 

@@ -5,6 +5,8 @@ force) and lets every request authenticate with one indexed lookup.
 """
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -13,6 +15,7 @@ from app.auth.models import ApiKey
 from app.auth.principal import Principal
 from app.channels.models import Channel
 from app.core import clock
+from app.core.cache import Cache
 from app.core.errors import ApiError, not_found, validation_error
 from app.core.ids import new_id
 from app.inventory.models import Location
@@ -32,20 +35,60 @@ def new_secret(role: str) -> str:
 # revocation takes effect on the next request).
 _KEY_LOOKUP = select(
     ApiKey.id, ApiKey.role, ApiKey.channel_id, ApiKey.channel_code,
-    ApiKey.location_id, ApiKey.location_code, ApiKey.rate_limit,
+    ApiKey.location_id, ApiKey.location_code, ApiKey.rate_limit, ApiKey.last_used_at,
 ).where(ApiKey.secret_hash == bindparam("secret_hash"), ApiKey.revoked_at.is_(None))
+_TOUCH = (update(ApiKey).where(ApiKey.id == bindparam("key_id"),
+                               (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < bindparam("stale_before")))
+          .values(last_used_at=bindparam("now")))
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-async def principal_for_secret(session: AsyncSession | AsyncConnection, secret: str) -> Principal | None:
+_keys = Cache("api_keys")  # secret hash -> (Principal, last_used_at as this process last saw or wrote it)
+
+
+async def principal_for_secret(conn: AsyncSession | AsyncConnection | Callable[[], Awaitable[AsyncConnection]],
+                               secret: str) -> Principal | None:
+    """The key's principal, or None (unknown, revoked). Known keys are served from the process's
+    cache, which a revocation drops at commit in every worker (app/core/cache.py); unknown
+    secrets are never cached, so a new key works at once. `last_used_at` is written at most once
+    a minute per key (a conditional UPDATE, so concurrent requests write it once): on the
+    request's autocommit connection, its own tiny transaction, never the request's. `conn` may be
+    a coroutine function giving the connection, so a cached key needs none."""
     if not secret or len(secret) > 200:
         return None
-    row = (await session.execute(_KEY_LOOKUP, {"secret_hash": hash_secret(secret)})).first()
+    digest = hash_secret(secret)
+    now = clock.now()
+    hit = _keys.get(digest)
+    if hit is not None:
+        principal, last_used = hit
+        if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
+            await _touch(conn, principal.key_id, now)
+            hit[1] = now
+        return principal
+    generation = _keys.generation
+    db = await _connection(conn)
+    row = (await db.execute(_KEY_LOOKUP, {"secret_hash": digest})).first()
     if row is None:
         return None
-    return Principal(
+    last_used = row.last_used_at
+    if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
+        await _touch(db, row.id, now)
+        last_used = now
+    principal = Principal(
         key_id=row.id, role=row.role, channel_id=row.channel_id, channel=row.channel_code,
         location_id=row.location_id, location=row.location_code, rate_limit=row.rate_limit,
     )
+    _keys.put(digest, [principal, last_used], generation)
+    return principal
+
+
+async def _connection(conn):
+    return await conn() if callable(conn) else conn
+
+
+async def _touch(conn, key_id: str, now) -> None:
+    db = await _connection(conn)
+    await db.execute(_TOUCH, {"key_id": key_id, "stale_before": now - LAST_USED_RESOLUTION, "now": now})
 
 
 async def _resolve_channel(session: AsyncSession, ref: str) -> Channel:
@@ -66,7 +109,7 @@ BINDING_RULES = {
     # role: (channel required?, allowed channel types, location required?, allowed location types)
     "admin": (False, None, False, None),
     "storefront": (True, {"web", "app", "social"}, False, None),
-    "pos": (False, {"pos"}, True, {"store"}),
+    "pos": (True, {"pos"}, True, {"store"}),  # its store and the pos channel it sells in
     "marketplace": (True, {"marketplace"}, False, None),
     "dropshipper": (False, None, True, {"partner"}),
 }
@@ -104,7 +147,7 @@ async def create_api_key(
         rate_limit=rate_limit,
     )
     session.add(key)
-    await session.commit()
+    await session.flush()
     return key, secret
 
 
@@ -119,6 +162,5 @@ async def revoke_api_key(session: AsyncSession, key_id: str) -> ApiKey:
     key = await get_api_key(session, key_id)
     if key.revoked_at is None:
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=clock.now()))
-        await session.commit()
         await session.refresh(key)
     return key

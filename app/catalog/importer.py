@@ -4,7 +4,7 @@ Pipeline (all set-based):
 1. parse the file into rows (NDJSON: one object a line; CSV: a header, `option.*`,
    `attr.*`, `product_attr.*` columns, pipe-separated `channels` and `components`);
 2. validate every row on its own (pydantic) -> per-row errors;
-3. load what exists in a few bulk queries (variants by sku, products by handle/id,
+3. load what exists in a few bulk queries (variants by sku in any case, products by handle/id,
    gtin owners, channels, bundle components), 5,000 keys per IN list;
 4. decide in Python, per product group (rows sharing `product_handle`), what is
    created, updated or unchanged;
@@ -29,15 +29,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.codes import gtin_forms, is_handle, slugify
 from app.catalog.schemas import (
-    AttributesText, CategoryText, ChannelCodes, DescriptionText, Gtin, Handle, OptionsText, Quantity, Sku, Status, TaxClass,
+    AttributesText, CategoryText, ChannelCodes, DescriptionText, Gtin, Handle, OptionsText, QuantityText, Sku, Status, TaxClass,
     TitleText,
 )
-from app.catalog.service import BC, P, PC, V, chunks, existing_channels, where_in
+from app.catalog.service import BC, P, PC, V, chunks, existing_channels, sku_key, sku_lower, where_in
 from app.core import clock
 from app.core.db import is_postgres
 from app.core.ids import new_ids
 from app.core.errors import ApiError, field_path
-from app.core.schemas import NonNegInt
+from app.core.schemas import LaxNonNegInt
 from app.events.service import emit_many
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -84,7 +84,7 @@ def _parse_components(value: Any) -> Any:
 class ImportComponent(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sku: Sku
-    quantity: Quantity = 1
+    quantity: QuantityText = 1
 
 
 class ImportRow(BaseModel):
@@ -105,7 +105,7 @@ class ImportRow(BaseModel):
     gtin: Gtin | None = None
     options: OptionsText | None = None
     attributes: AttributesText | None = None
-    weight_grams: NonNegInt | None = None
+    weight_grams: LaxNonNegInt | None = None
     track_inventory: bool | None = None
     components: Annotated[list[ImportComponent], BeforeValidator(_parse_components), Field(min_length=1, max_length=50)] | None = None
 
@@ -344,41 +344,48 @@ async def run_import(session: AsyncSession, body: bytes, kind: str) -> dict:
     try:
         result = await _apply(session, rows)
     except IntegrityError:
-        await session.rollback()
         raise ApiError(409, "conflict", "A concurrent change touched the same SKUs, GTINs or handles; retry the import.") from None
     if postgres and result["created"] >= ANALYZE_AFTER:
         # Fresh statistics (and, through the invalidation, fresh cached plans in every connection)
         # instead of waiting for autovacuum after a bulk load.
         await session.execute(text("ANALYZE products, variants, product_channels, bundle_components"))
-        await session.commit()
     return result
 
 
 async def _apply(session: AsyncSession, rows: list[Row]) -> dict:
     # ---- duplicates inside the file
-    first_line: dict[str, int] = {}
+    first_line: dict[str, int] = {}  # by sku_key: SKUs differing only in case are the same SKU
     for r in rows:
         if r.data is None:
             continue
-        if r.sku in first_line:
-            r.fail("sku", f"SKU {r.sku!r} appears more than once in this import (first at row {first_line[r.sku]}).")
+        key = sku_key(r.sku)
+        if key in first_line:
+            r.fail("sku", f"SKU {r.sku!r} appears more than once in this import (first at row {first_line[key]}).")
         else:
-            first_line[r.sku] = r.line
+            first_line[key] = r.line
     good = [r for r in rows if not r.errors]
 
-    # ---- load existing variants (the rows' skus and every component sku)
-    comp_skus = {c.sku for r in good if r.data.components for c in r.data.components}
-    wanted = sorted({r.sku for r in good} | comp_skus)
+    # ---- load existing variants (the rows' skus and every component sku, in any spelling)
+    comp_skus = {sku_key(c.sku) for r in good if r.data.components for c in r.data.components}
+    wanted = sorted({sku_key(r.sku) for r in good} | comp_skus)
     existing: dict[str, Any] = {}
     for part in chunks(wanted):
         # JSON columns as text, parsed with orjson (the driver's json.loads is the slow part here)
         res = await session.execute(
             select(V.c.id, V.c.product_id, V.c.sku, V.c.gtin, V.c.title, cast(V.c.options, Text).label("options"),
                    cast(V.c.attributes, Text).label("attributes"), V.c.weight_grams, V.c.track_inventory, V.c.is_bundle)
-            .where(where_in(session, V.c.sku, part)))
+            .where(where_in(session, sku_lower(), part)))
         for v in res.all():
             existing[v.sku] = StoredVariant(v.id, v.product_id, v.sku, v.gtin, v.title, loads(v.options),
                                             loads(v.attributes), v.weight_grams, v.track_inventory, v.is_bundle)
+    # ---- one spelling per SKU from here on: the stored one, else the row's (upsert by sku in any case)
+    spelling = {sku_key(s): s for s in existing}
+    for r in good:
+        spelling.setdefault(sku_key(r.sku), r.sku)
+    for r in good:
+        r.sku = spelling[sku_key(r.sku)]
+        for c in r.data.components or ():
+            c.sku = spelling.get(sku_key(c.sku), c.sku)
 
     # ---- products: of existing variants (by id) and of new variants (by handle)
     for r in good:
@@ -662,7 +669,6 @@ async def _apply(session: AsyncSession, rows: list[Row]) -> dict:
     await bulk_insert(session, BC, comp_inserts)
     for part in chunks(events, WRITE_CHUNK):
         await emit_many(session, part)
-    await session.commit()
 
     # ---- report
     counts = {"created": 0, "updated": 0, "unchanged": 0}

@@ -8,7 +8,7 @@ listing stays one indexed query.
 """
 from datetime import datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, func
 from sqlmodel import Field, SQLModel
 
 from app.core.models import id_field, json_field, ts_field
@@ -57,6 +57,11 @@ class Variant(SQLModel, table=True):
     position: int = 0
     created_at: datetime = ts_field()
     updated_at: datetime = ts_field(index=True)
+
+
+# SKUs are unique whatever their case (`ts-blk-m` cannot sit beside `TS-BLK-M`); lookups use
+# this index too (migration 0006).
+Index("ux_variants_sku_lower", func.lower(Variant.__table__.c.sku), unique=True)
 
 
 class BundleComponent(SQLModel, table=True):

@@ -98,11 +98,13 @@ async def list_categories(session: Session, who: Principal = Depends(READER)):
     return json_response(await service.list_categories(session, who))
 
 
-@router.get("/v1/variants", response_model=VariantDetailOut, summary="Barcode / SKU lookup: one variant (POS scan)")
+@router.get("/v1/variants", response_model=VariantDetailOut, summary="Barcode / SKU lookup: one variant (POS scan)",
+            description="Give exactly one of `sku` and `gtin` (neither or both: 422 validation_error).")
 async def lookup_variant(
     session: Session,
-    sku: Annotated[str | None, Query(max_length=100)] = None,
-    gtin: Annotated[str | None, Query(pattern=r"^[0-9]{1,14}$", description="GTIN-8/12/13/14; leading zeros may differ")] = None,
+    sku: Annotated[str | None, Query(max_length=100, description="Exactly one of sku and gtin")] = None,
+    gtin: Annotated[str | None, Query(pattern=r"^[0-9]{1,14}$",
+                                      description="Exactly one of sku and gtin. GTIN-8/12/13/14; leading zeros may differ")] = None,
     who: Principal = Depends(READER),
 ):
     if (sku is None) == (gtin is None):

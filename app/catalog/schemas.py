@@ -6,10 +6,10 @@ them), every number is bounded, unknown fields are rejected (422 naming the fiel
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, Strict, StringConstraints
 
 from app.catalog.codes import gtin_problem, text_problem
-from app.core.schemas import Code, Input, NonNegInt, Output
+from app.core.schemas import Bool, Code, Input, NonNegInt, Output, Version
 
 ProductType = Literal["standard", "bundle"]
 Status = Literal["draft", "active", "archived"]
@@ -100,7 +100,8 @@ AttrValue = AttrScalar | Annotated[list[Annotated[str, StringConstraints(max_len
 AttributesText = Annotated[dict[AttrKey, AttrValue], Field(max_length=50), BeforeValidator(_int_bounds),
                            Field(description="Free-form facts: strings, numbers, booleans, lists of strings")]
 Attributes = Annotated[AttributesText, AfterValidator(_safe_json)]
-Quantity = Annotated[int, Field(ge=1, le=1000)]
+QuantityText = Annotated[int, Field(ge=1, le=1000)]  # lax: the CSV import reads "2"
+Quantity = Annotated[QuantityText, Strict()]
 ChannelCodes = Annotated[list[Code], Field(max_length=MAX_CHANNELS), AfterValidator(_unique)]
 
 
@@ -116,7 +117,7 @@ class VariantIn(Input):
     options: Options = {}
     attributes: Attributes = {}
     weight_grams: NonNegInt | None = None
-    track_inventory: bool = True
+    track_inventory: Bool = True
     components: Annotated[list[ComponentIn], Field(max_length=MAX_COMPONENTS)] | None = Field(
         default=None, description="Bundle products only: what one unit of the bundle consumes")
 
@@ -124,7 +125,7 @@ class VariantIn(Input):
 class VariantCreate(VariantIn):
     """`POST /v1/products/{id}/variants`: a new variant of a standard product."""
 
-    version: int | None = Field(default=None, description="The product version you expect (like If-Match)")
+    version: Version | None = Field(default=None, description="The product version you expect (like If-Match)")
 
 
 class ProductCreate(Input):
@@ -149,7 +150,7 @@ class ProductUpdate(Input):
     attributes: Attributes | None = None
     tax_class: TaxClass | None = None
     channels: ChannelCodes | None = None
-    version: int | None = None
+    version: Version | None = None
 
 
 class VariantUpdate(Input):
@@ -160,9 +161,9 @@ class VariantUpdate(Input):
     options: Options | None = None
     attributes: Attributes | None = None
     weight_grams: NonNegInt | None = None
-    track_inventory: bool | None = None
+    track_inventory: Bool | None = None
     components: Annotated[list[ComponentIn], Field(min_length=1, max_length=MAX_COMPONENTS)] | None = None
-    version: int | None = Field(default=None, description="The product version you expect (like If-Match)")
+    version: Version | None = Field(default=None, description="The product version you expect (like If-Match)")
 
 
 # ---- responses (OpenAPI documentation; routers return plain dicts) ----

@@ -75,7 +75,6 @@ async def seed_demo(session: AsyncSession) -> list[str]:
         taken = (await session.execute(
             select(P.c.id).where(P.c.handle == spec["handle"]).union_all(select(V.c.id).where(where_in(session, V.c.sku, skus)))
         )).first()
-        await session.rollback()
         if taken:
             continue
         await create_product(session, ProductCreate(**spec, status="active", channels=visible))

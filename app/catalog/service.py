@@ -6,7 +6,8 @@ another). Writes validate first, then insert/update in one transaction together
 with the `product.created` / `product.updated` outbox event; a unique violation
 raced in by a concurrent writer is diagnosed again and answered with a 409.
 
-Functions other domains call (read-only): `lookup_skus`, `get_sku`, `channel_variants`.
+Functions other domains call (read-only): `lookup_skus`, `get_sku`, `canonical_skus`,
+`channel_variants`. SKUs match in any spelling and answer with the stored one (see "SKU spelling").
 """
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -65,6 +66,46 @@ def chunks(values: Sequence, size: int = IN_CHUNK):
         yield values[i:i + size]
 
 
+# --------------------------------------------------------------------------- SKU spelling
+#
+# SKUs are unique case-insensitively (a unique index on lower(sku)) and stored as first
+# spelled. Lookups match any spelling and answer with the stored one: the edges that take
+# SKUs from clients (lookup_skus, the by-sku variant reads, the import) resolve them to the
+# stored spelling once, so everything downstream compares exact stored SKUs.
+
+def sku_key(sku: str) -> str:
+    """The case-free key of a SKU. SKUs are ASCII; a non-ASCII string is left as it is, so it
+    can never match one (Python and the databases fold non-ASCII letters differently)."""
+    return sku.lower() if sku.isascii() else sku
+
+
+def sku_lower():
+    """lower(variants.sku), the expression the unique index ux_variants_sku_lower covers."""
+    return func.lower(V.c.sku, type_=V.c.sku.type)
+
+
+def canonical(given: Iterable[str], stored: Iterable[str]) -> dict[str, str]:
+    """{given spelling: stored spelling} for the given SKUs that are among `stored` (for
+    example the keys of lookup_skus's answer); the others are absent."""
+    by_key = {sku_key(s): s for s in stored}
+    return {g: by_key[sku_key(g)] for g in given if sku_key(g) in by_key}
+
+
+async def canonical_skus(session: AsyncSession, skus: Iterable[str]) -> dict[str, str]:
+    """{given spelling: stored spelling} for the SKUs that exist (one indexed query per 5,000)."""
+    skus = list(skus)
+    wanted = sorted({sku_key(s) for s in skus})
+    found: list[str] = []
+    for part in chunks(wanted):
+        found += (await session.execute(select(V.c.sku).where(where_in(session, sku_lower(), part)))).scalars()
+    return canonical(skus, found) if found else {}
+
+
+async def canonical_sku(session: AsyncSession, sku: str) -> str:
+    """The stored spelling of `sku`, or `sku` itself when no variant has it (filters on reads)."""
+    return (await canonical_skus(session, [sku])).get(sku, sku)
+
+
 # --------------------------------------------------------------------------- rendering
 
 def render_variant(v: Any, components: list[dict] | None = None) -> dict:
@@ -107,8 +148,8 @@ def event_data(rendered: dict) -> dict:
 def visibility(who: Principal | None) -> list:
     """WHERE clauses limiting products to what the key may see (admin: everything).
 
-    storefront / marketplace: active products visible in the key's channel. pos: the
-    same for its pos channel, or every active product when the key has no channel.
+    storefront / marketplace / pos: active products visible in the key's channel (a POS
+    key's pos channel); dropshipper keys: nothing.
     """
     return _vis_clauses(_vis_kind(who), who.channel if who is not None else None)
 
@@ -116,16 +157,12 @@ def visibility(who: Principal | None) -> list:
 def _vis_kind(who: Principal | None) -> str:
     if who is None or who.is_admin:
         return "all"
-    if who.channel is not None:
-        return "channel"
-    return "active" if who.role == "pos" else "none"  # a channel-less storefront key cannot exist
+    return "channel" if who.channel is not None else "none"  # every catalog reader's key has a channel
 
 
 def _vis_clauses(kind: str, channel: Any = None) -> list:
     if kind == "all":
         return []
-    if kind == "active":
-        return [P.c.status == "active"]
     if kind == "channel":
         return [P.c.status == "active", exists().where(PC.c.product_id == P.c.id, PC.c.channel_code == channel)]
     return [P.c.id.is_(None)]
@@ -133,7 +170,7 @@ def _vis_clauses(kind: str, channel: Any = None) -> list:
 
 def visible_channels(who: Principal | None, channels: list[str]) -> list[str]:
     """Bound keys are not told about the other channels a product is sold in."""
-    if who is None or who.is_admin or who.channel is None:
+    if who is None or who.is_admin:
         return channels
     return [c for c in channels if c == who.channel]
 
@@ -319,6 +356,8 @@ def _variant_detail_stmt(kind: str = "all", by: str | None = None, pg: bool = Fa
     )
     if by == "gtins":
         return stmt.where(_in_param(pg, V.c.gtin, "value"))
+    if by == "sku":  # any spelling (the caller passes sku_key(value))
+        return stmt.where(sku_lower() == bindparam("value"))
     if by is not None:
         return stmt.where(getattr(V.c, by) == bindparam("value"))
     return stmt
@@ -339,7 +378,7 @@ async def find_variant(session: AsyncSession, who: Principal | None, *, sku: str
 
     async def run(by: str, value: Any) -> list:
         stmt = _cached(("variant", pg, kind, by), lambda: _variant_detail_stmt(kind, by, pg))
-        params = {"value": value}
+        params = {"value": sku_key(value) if by == "sku" else value}
         if kind == "channel":
             params["vis_channel"] = who.channel
         return (await session.execute(stmt, params)).all()
@@ -419,13 +458,14 @@ def _info_stmt():
 async def lookup_skus(session: AsyncSession, skus: Iterable[str], *, channel: str | None = None) -> dict[str, SkuInfo]:
     """Facts about many SKUs in one query per 5,000. Unknown SKUs are absent from the result.
 
-    With `channel`, only SKUs of active products visible in that channel are returned
-    (what a storefront/marketplace of that channel may sell).
+    SKUs match in any spelling; the result is keyed by the stored spelling (`canonical(skus,
+    result)` maps the given spellings to it). With `channel`, only SKUs of active products
+    visible in that channel are returned (what a storefront/marketplace of that channel may sell).
     """
-    wanted = sorted(set(skus))
+    wanted = sorted({sku_key(s) for s in skus})
     out: dict[str, SkuInfo] = {}
     for part in chunks(wanted):
-        stmt = _info_stmt().where(where_in(session, V.c.sku, part)).order_by(V.c.sku, BC.c.component_sku)
+        stmt = _info_stmt().where(where_in(session, sku_lower(), part)).order_by(V.c.sku, BC.c.component_sku)
         if channel is not None:
             stmt = stmt.where(P.c.status == "active",
                               exists().where(PC.c.product_id == P.c.id, PC.c.channel_code == channel))
@@ -434,7 +474,9 @@ async def lookup_skus(session: AsyncSession, skus: Iterable[str], *, channel: st
 
 
 async def get_sku(session: AsyncSession, sku: str, *, channel: str | None = None) -> SkuInfo | None:
-    return (await lookup_skus(session, [sku], channel=channel)).get(sku)
+    """One SKU's facts (any spelling; `.sku` is the stored one), or None."""
+    found = await lookup_skus(session, [sku], channel=channel)
+    return next(iter(found.values()), None)
 
 
 async def channel_variants(
@@ -502,11 +544,11 @@ async def _sku_conflicts(session: AsyncSession, items: list[tuple[str, str]], *,
     """items: (field path, sku) -> those already used by another variant."""
     if not items:
         return []
-    stmt = select(V.c.sku).where(where_in(session, V.c.sku, [s for _, s in items]))
+    stmt = select(V.c.sku).where(where_in(session, sku_lower(), sorted({sku_key(s) for _, s in items})))
     if exclude_variant:
         stmt = stmt.where(V.c.id != exclude_variant)
-    used = set((await session.execute(stmt)).scalars())
-    return [(f, s) for f, s in items if s in used]
+    used = {sku_key(s) for s in (await session.execute(stmt)).scalars()}
+    return [(f, s) for f, s in items if sku_key(s) in used]
 
 
 async def _gtin_conflicts(session: AsyncSession, items: list[tuple[str, str]], *, exclude_variant: str | None = None) -> list[tuple[str, str]]:
@@ -539,7 +581,7 @@ def _gtin_key(g: str) -> str:
 
 async def _check_unique(session: AsyncSession, skus: list[tuple[str, str]], gtins: list[tuple[str, str]],
                         *, exclude_variant: str | None = None) -> None:
-    dup = _duplicates_in_request(skus)
+    dup = _duplicates_in_request(skus, sku_key)
     if dup:
         raise conflict("duplicate_sku", "SKU", dup)
     dup = _duplicates_in_request(gtins, _gtin_key)
@@ -554,30 +596,33 @@ async def _check_unique(session: AsyncSession, skus: list[tuple[str, str]], gtin
 
 
 async def _resolve_components(session: AsyncSession, comps: list, field: str, own_sku: str) -> list[dict]:
-    """Components -> rows for bundle_components; 422 naming every bad one."""
+    """Components -> rows for bundle_components (with the stored SKU spelling); 422 naming every bad one."""
     errors = []
     seen = set()
+    own = sku_key(own_sku)
     for j, c in enumerate(comps):
-        if c.sku == own_sku:
+        key = sku_key(c.sku)
+        if key == own:
             errors.append({"field": f"{field}[{j}].sku", "message": "A bundle cannot contain itself."})
-        elif c.sku in seen:
+        elif key in seen:
             errors.append({"field": f"{field}[{j}].sku", "message": f"Component {c.sku!r} is listed twice."})
-        seen.add(c.sku)
+        seen.add(key)
     found = {}
     if seen:
-        rows = await session.execute(select(V.c.id, V.c.sku, V.c.is_bundle).where(where_in(session, V.c.sku, list(seen))))
-        found = {r.sku: r for r in rows.all()}
+        rows = await session.execute(select(V.c.id, V.c.sku, V.c.is_bundle).where(where_in(session, sku_lower(), sorted(seen))))
+        found = {sku_key(r.sku): r for r in rows.all()}
     for j, c in enumerate(comps):
-        if c.sku == own_sku:
+        if sku_key(c.sku) == own:
             continue
-        r = found.get(c.sku)
+        r = found.get(sku_key(c.sku))
         if r is None:
             errors.append({"field": f"{field}[{j}].sku", "message": f"Unknown SKU {c.sku!r}."})
         elif r.is_bundle:
             errors.append({"field": f"{field}[{j}].sku", "message": f"{c.sku!r} is a bundle; bundles cannot contain bundles."})
     if errors:
         raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
-    return [{"component_variant_id": found[c.sku].id, "component_sku": c.sku, "quantity": c.quantity} for c in comps]
+    return [{"component_variant_id": found[sku_key(c.sku)].id, "component_sku": found[sku_key(c.sku)].sku,
+             "quantity": c.quantity} for c in comps]
 
 
 def _default_variant_title(v: VariantIn | dict, product_title: str) -> str:
@@ -612,14 +657,11 @@ def _bundle_rules(ptype: str, variants: list[VariantIn], field_prefix: str = "va
 
 
 async def _rediagnose(session: AsyncSession, fn) -> ApiError:
-    """After an IntegrityError: find out which uniqueness rule lost the race."""
-    await session.rollback()
+    """After an IntegrityError (its savepoint rolled back): find out which uniqueness rule lost the race."""
     try:
         await fn()
     except ApiError as exc:
-        await session.rollback()
         return exc
-    await session.rollback()
     return ApiError(409, "conflict", "The change conflicts with a concurrent change; retry.")
 
 
@@ -670,14 +712,14 @@ async def create_product(session: AsyncSession, data: ProductCreate, *, _attempt
         [render_variant(_Row(v), comps_out if v["is_bundle"] else None) for v in variant_rows],
     )
     try:
-        await session.execute(insert(P).values(**product))
-        await session.execute(insert(V), variant_rows)
-        if data.channels:
-            await session.execute(insert(PC), [{"product_id": pid, "channel_code": c} for c in data.channels])
-        if comp_rows:
-            await session.execute(insert(BC), comp_rows)
-        await emit(session, "product.created", event_data(rendered))
-        await session.commit()
+        async with session.begin_nested():  # a lost race on a unique key rolls back to here
+            await session.execute(insert(P).values(**product))
+            await session.execute(insert(V), variant_rows)
+            if data.channels:
+                await session.execute(insert(PC), [{"product_id": pid, "channel_code": c} for c in data.channels])
+            if comp_rows:
+                await session.execute(insert(BC), comp_rows)
+            await emit(session, "product.created", event_data(rendered))
     except IntegrityError:
         exc = await _rediagnose(session, lambda: checks(handle))
         if exc.code == "duplicate_handle" and data.handle is None and _attempt < 3:
@@ -740,16 +782,15 @@ async def update_product(session: AsyncSession, request: Request, ref: str, data
 
     await handle_check()
     if not values and not channels_changed:
-        await session.rollback()
         return await get_product(session, p.id)
     try:
-        await _bump(session, p.id, values)
-        if channels_changed:
-            await session.execute(delete(PC).where(PC.c.product_id == p.id))
-            if new_channels:
-                await session.execute(insert(PC), [{"product_id": p.id, "channel_code": c} for c in new_channels])
-        rendered = await _emit_updated(session, p.id)
-        await session.commit()
+        async with session.begin_nested():
+            await _bump(session, p.id, values)
+            if channels_changed:
+                await session.execute(delete(PC).where(PC.c.product_id == p.id))
+                if new_channels:
+                    await session.execute(insert(PC), [{"product_id": p.id, "channel_code": c} for c in new_channels])
+            rendered = await _emit_updated(session, p.id)
     except IntegrityError:
         raise await _rediagnose(session, handle_check) from None
     return rendered
@@ -761,7 +802,7 @@ async def _variant_row(session: AsyncSession, ref: str, *, for_update: bool = Fa
         raise ApiError(404, "not_found", "Variant was not found.")
     stmt = select(*VARIANT_COLS, P.c.type, P.c.version, P.c.title.label("product_title")).join(P, P.c.id == V.c.product_id)
     by_id = stmt.where(V.c.id == ref)
-    by_sku = stmt.where(V.c.sku == ref)
+    by_sku = stmt.where(sku_lower() == sku_key(ref))
     if for_update:
         by_id, by_sku = by_id.with_for_update(), by_sku.with_for_update()
     row = None
@@ -794,15 +835,15 @@ async def add_variant(session: AsyncSession, request: Request, ref: str, data: V
     now = clock.now()
     vid = new_id("var")
     try:
-        await session.execute(insert(V).values(
-            id=vid, product_id=p.id, sku=data.sku, gtin=data.gtin, title=_default_variant_title(data, p.title),
-            options=data.options, attributes=data.attributes, weight_grams=data.weight_grams,
-            track_inventory=data.track_inventory, is_bundle=False, position=(position or 0) + 1,
-            created_at=now, updated_at=now,
-        ))
-        await _bump(session, p.id)
-        await _emit_updated(session, p.id)
-        await session.commit()
+        async with session.begin_nested():
+            await session.execute(insert(V).values(
+                id=vid, product_id=p.id, sku=data.sku, gtin=data.gtin, title=_default_variant_title(data, p.title),
+                options=data.options, attributes=data.attributes, weight_grams=data.weight_grams,
+                track_inventory=data.track_inventory, is_bundle=False, position=(position or 0) + 1,
+                created_at=now, updated_at=now,
+            ))
+            await _bump(session, p.id)
+            await _emit_updated(session, p.id)
     except IntegrityError:
         raise await _rediagnose(session, checks) from None
     return await find_variant(session, None, ref=vid)
@@ -839,17 +880,16 @@ async def update_variant(session: AsyncSession, request: Request, ref: str, data
             select(BC.c.component_sku, BC.c.quantity).where(BC.c.bundle_variant_id == v.id))).all()}
         comps_changed = current != {(c["component_sku"], c["quantity"]) for c in comp_rows}
     if not values and not comps_changed:
-        await session.rollback()
         return await find_variant(session, None, ref=v.id)
     now = clock.now()
     try:
-        await session.execute(update(V).where(V.c.id == v.id).values(updated_at=now, **values))
-        if comps_changed:
-            await session.execute(delete(BC).where(BC.c.bundle_variant_id == v.id))
-            await session.execute(insert(BC), [dict(c, bundle_variant_id=v.id) for c in comp_rows])
-        await _bump(session, v.product_id)
-        await _emit_updated(session, v.product_id)
-        await session.commit()
+        async with session.begin_nested():
+            await session.execute(update(V).where(V.c.id == v.id).values(updated_at=now, **values))
+            if comps_changed:
+                await session.execute(delete(BC).where(BC.c.bundle_variant_id == v.id))
+                await session.execute(insert(BC), [dict(c, bundle_variant_id=v.id) for c in comp_rows])
+            await _bump(session, v.product_id)
+            await _emit_updated(session, v.product_id)
     except IntegrityError:
         raise await _rediagnose(session, checks) from None
     return await find_variant(session, None, ref=v.id)
@@ -873,11 +913,10 @@ async def delete_variant(session: AsyncSession, request: Request, ref: str) -> N
                        f"Variant {v.sku!r} is the only variant of its product; archive the product instead.",
                        errors=[{"field": "sku", "message": "The only variant of its product."}])
     try:
-        await session.execute(delete(BC).where(BC.c.bundle_variant_id == v.id))
-        await session.execute(delete(V).where(V.c.id == v.id))
-        await _bump(session, v.product_id)
-        await _emit_updated(session, v.product_id)
-        await session.commit()
+        async with session.begin_nested():
+            await session.execute(delete(BC).where(BC.c.bundle_variant_id == v.id))
+            await session.execute(delete(V).where(V.c.id == v.id))
+            await _bump(session, v.product_id)
+            await _emit_updated(session, v.product_id)
     except IntegrityError:
-        await session.rollback()
         raise ApiError(409, "variant_in_use", f"Variant {v.sku!r} is referenced by other records; it cannot be deleted.") from None

@@ -9,6 +9,7 @@ from app.channels import service
 from app.channels.models import Channel
 from app.channels.schemas import ChannelCreate, ChannelOut, ChannelUpdate
 from app.core.db import get_session
+from app.core.errors import not_found
 from app.core.pagination import PageParams, apply_page, page_params, page_result
 from app.core.responses import created, json_response, rfc3339
 
@@ -44,7 +45,9 @@ async def list_channels(session: Session, page: PageParams = Depends(page_params
 @router.get("/{ref}", response_model=ChannelOut, summary="Get a channel by id or code")
 async def get_channel(ref: str, session: Session, who: Principal = Depends(ANY_ROLE)):
     who.channel_or_404(ref)
-    ch = await service.get_channel(session, ref)
+    ch = await service.channel_row(session, ref)
+    if ch is None:
+        raise not_found("Channel", ref)
     return json_response(render(ch), version=ch.version)
 
 

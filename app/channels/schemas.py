@@ -3,10 +3,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from app.core.schemas import Code, Country, Currency, Input, Name, Output
+from app.core.schemas import Bool, Code, Country, Currency, Input, Int, Name, Output, Version
 
 ChannelType = Literal["web", "app", "pos", "marketplace", "social"]
-Days = Annotated[int, Field(ge=0, le=3650)]
+Days = Annotated[Int, Field(ge=0, le=3650)]
 
 
 class ChannelCreate(Input):
@@ -15,7 +15,7 @@ class ChannelCreate(Input):
     type: ChannelType
     currency: Currency
     country: Country
-    prices_include_tax: bool = True
+    prices_include_tax: Bool = True
     price_lists: Annotated[list[Code], Field(max_length=50)] = []
     fulfillment_locations: Annotated[list[Code], Field(max_length=1000)] = []
     return_window_days: Days = 30
@@ -28,12 +28,12 @@ class ChannelUpdate(Input):
     name: Name | None = None
     currency: Currency | None = None
     country: Country | None = None
-    prices_include_tax: bool | None = None
+    prices_include_tax: Bool | None = None
     price_lists: Annotated[list[Code], Field(max_length=50)] | None = None
     fulfillment_locations: Annotated[list[Code], Field(max_length=1000)] | None = None
     return_window_days: Days | None = None
     pickup_hold_days: Days | None = None
-    version: int | None = None
+    version: Version | None = None
 
 
 class ChannelOut(Output):

@@ -1,15 +1,34 @@
 """Channels: where and how the retailer sells (web shop, app, POS, marketplace, social)."""
+from typing import Any
+
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels.models import Channel
 from app.channels.schemas import ChannelCreate, ChannelUpdate
+from app.core.cache import Cache
 from app.core.concurrency import apply_changes, check_version
-from app.core.db import committed_unique
+from app.core.db import flush_unique
 from app.core.errors import ApiError, not_found
 from app.core.ids import new_id
 from app.inventory.models import Location
+
+
+CH = Channel.__table__
+_BY_REF = select(CH).where(or_(CH.c.code == bindparam("ref"), CH.c.id == bindparam("ref")))
+_channels = Cache("channels")  # code or id -> channels row (dropped in every worker when a channel changes)
+
+
+async def channel_row(session: AsyncSession, ref: str) -> Any:
+    """The channels row by code or id, or None: for reads, served from the process's cache."""
+    row = _channels.get(ref)
+    if row is None:
+        generation = _channels.generation
+        row = (await session.execute(_BY_REF, {"ref": ref})).first()
+        if row is not None:
+            _channels.put(ref, row, generation)
+    return row
 
 
 async def get_channel(session: AsyncSession, ref: str, *, for_update: bool = False) -> Channel:
@@ -62,8 +81,8 @@ async def create_channel(session: AsyncSession, data: ChannelCreate) -> Channel:
     await _check_locations(session, data.fulfillment_locations)
     await _check_price_list_codes(session, data.price_lists, data.currency)
     ch = Channel(id=new_id("ch"), **data.model_dump())
-    async with committed_unique(session, "channel", data.code):
-        session.add(ch)
+    session.add(ch)
+    await flush_unique(session, "channel", data.code)
     return ch
 
 
@@ -82,5 +101,5 @@ async def update_channel(session: AsyncSession, request: Request, ref: str, data
         await _check_price_list_codes(session, changes.get("price_lists", ch.price_lists or []),
                                       changes.get("currency", ch.currency))
     apply_changes(ch, changes)
-    await session.commit()
+    await session.flush()
     return ch

@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from sqlalchemy import JSON, DateTime, event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from app.core import cache
 from app.core.errors import ApiError
 from app.core.settings import get_settings
 
@@ -80,7 +82,8 @@ def make_engine(url: str | None = None) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if not conn.get_execution_options().get("uc_autocommit"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(
@@ -88,6 +91,7 @@ def make_engine(url: str | None = None) -> AsyncEngine:
         echo=settings.db_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=False,
     )
 
@@ -97,6 +101,8 @@ def get_engine() -> AsyncEngine:
     if _engine is None:
         _engine = make_engine()
         _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False, autoflush=False)
+        cache.install(_engine)
+        cache.bus.configure(_engine.url, _engine.dialect.name)
     return _engine
 
 
@@ -108,6 +114,7 @@ def sessionmaker() -> async_sessionmaker[AsyncSession]:
 
 async def dispose_engine() -> None:
     global _engine, _sessionmaker
+    cache.bus.stop()
     if _engine is not None:
         await _engine.dispose()
     _engine = None
@@ -119,25 +126,119 @@ def is_postgres(session_or_engine) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-async def get_session() -> AsyncIterator[AsyncSession]:
-    """Request-scoped session. Services commit explicitly; anything not committed is rolled back."""
-    async with sessionmaker()() as session:
+async def set_autocommit(conn: AsyncConnection, on: bool) -> None:
+    """Reads run in autocommit (no BEGIN/ROLLBACK round trips); a write request switches its
+    connection back before its first statement. PostgreSQL: asyncpg's own autocommit mode.
+    SQLite: the connection is always in pysqlite's autocommit mode and our `begin` hook issues
+    BEGIN IMMEDIATE, so the hook is told to skip it (SQLAlchemy's own SQLite isolation switch
+    would emit PRAGMAs and hand transaction control back to pysqlite)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execution_options(isolation_level="AUTOCOMMIT" if on else conn.default_isolation_level)
+    else:
+        await conn.execution_options(uc_autocommit=on)
+
+
+def new_session(conn: AsyncConnection) -> AsyncSession:
+    """An ORM session on the request's connection. It joins the connection's transaction and
+    never commits or rolls back on its own: the request (RequestDb) decides."""
+    return AsyncSession(bind=conn, expire_on_commit=False, autoflush=False,
+                        join_transaction_mode="rollback_only")
+
+
+class RequestDb:
+    """The one connection of a request, taken from the pool on first use, and the ORM session
+    on it. Reads run in autocommit; a write request (`writes=True`) runs every statement after
+    authentication in one transaction, committed by the DatabaseMiddleware after the response
+    (and its idempotency record) exist, so the change and its stored answer are one."""
+
+    __slots__ = ("conn", "session", "writes", "_tx_mode", "commit_on_error")
+
+    def __init__(self, writes: bool):
+        self.conn: AsyncConnection | None = None
+        self.session: AsyncSession | None = None
+        self.writes = writes
+        self._tx_mode = False
+        # a 4xx answer normally rolls the request back; set when what was written must stay
+        # (the stored idempotency answer of a failed request, a counted wrong pickup code)
+        self.commit_on_error = False
+
+    async def connection(self) -> AsyncConnection:
+        if self.conn is None:
+            self.conn = await get_engine().connect()
+            await set_autocommit(self.conn, True)
+        return self.conn
+
+    async def begin_writes(self) -> None:
+        """From here on, statements run in the request's transaction (begun lazily by the first one)."""
+        conn = await self.connection()
+        if not self._tx_mode:
+            if conn.in_transaction():  # the autocommit reads' logical transaction
+                await conn.commit()
+            await set_autocommit(conn, False)
+            self._tx_mode = True
+
+    async def get_session(self) -> AsyncSession:
+        if self.session is None:
+            if self.writes:
+                await self.begin_writes()
+            self.session = new_session(await self.connection())
+        return self.session
+
+    async def flush(self) -> None:
+        if self.session is not None and self.session.in_transaction():
+            await self.session.flush()
+
+    async def commit(self) -> None:
+        if self.session is not None:
+            await self.session.flush()
+        if self.conn is not None and self.conn.in_transaction():
+            await self.conn.commit()
+            cache.after_commit(self.conn.sync_connection.info)
+
+    async def rollback(self) -> None:
+        if self.session is not None:
+            self.session.expunge_all()
+        if self.conn is not None and self.conn.in_transaction():
+            await self.conn.rollback()
+
+    async def close(self) -> None:
         try:
-            yield session
+            if self.session is not None:
+                await self.session.close()
         finally:
-            if session.in_transaction():
-                await session.rollback()
+            self.session = None
+            if self.conn is not None:
+                conn, self.conn = self.conn, None
+                await conn.close()
+
+
+def request_db(scope) -> RequestDb:
+    return scope["state"]["db"]
+
+
+async def get_session(request: Request) -> AsyncSession:
+    """FastAPI dependency: the request's session (see RequestDb). Domain functions take it and
+    never commit; the request commits once, after the answer is known."""
+    return await request_db(request.scope).get_session()
 
 
 @asynccontextmanager
-async def committed_unique(session: AsyncSession, what: str, code: str, field: str = "code"):
-    """Run the block and commit; a unique violation (a concurrent create of the same code, or a
-    code that exists) rolls back and answers `409 duplicate_code` naming the field."""
+async def unit_of_work() -> AsyncIterator[AsyncSession]:
+    """A session in one transaction for work outside a request (CLI, worker jobs, tests):
+    committed when the block ends, rolled back when it raises."""
+    async with sessionmaker()() as session:
+        async with session.begin():
+            yield session
+            info = (await session.connection()).sync_connection.info
+        cache.after_commit(info)
+
+
+async def flush_unique(session: AsyncSession, what: str, code: str, field: str = "code") -> None:
+    """Flush new rows; a unique violation (a concurrent create of the same code, or a code that
+    exists) answers `409 duplicate_code` naming the field (the request is then rolled back)."""
     try:
-        yield
-        await session.commit()
+        await session.flush()
     except IntegrityError:
-        await session.rollback()
         raise ApiError(409, "duplicate_code", f"A {what} with code {code!r} already exists.",
                        errors=[{"field": field, "message": "Already in use."}]) from None
 

@@ -1,4 +1,5 @@
 """RFC 9457 problem+json errors. Every failure the API returns goes through here."""
+import re
 from typing import Any
 
 import orjson
@@ -43,7 +44,7 @@ DEFAULT_CODES = {
     422: "validation_error",
     429: "rate_limited",
     500: "internal_error",
-    503: "unavailable",
+    503: "service_unavailable",
 }
 
 
@@ -100,8 +101,26 @@ def problem_response(status: int, code: str, detail: str, errors=None, headers=N
     )
 
 
-def field_path(loc: tuple | list) -> str:
-    """('body', 'lines', 0, 'sku') -> 'lines[0].sku'."""
+# The names pydantic gives the members of a union (and validator wrappers) in an error's
+# location: `str`, `constrained-int`, `list[union[constrained-str,constrained-int]]`,
+# `function-after[_unique(), list[...]]`, `json-or-python[...]`… They name no field of the
+# request, so the path leaves them out.
+_SCHEMA_TAG = re.compile(
+    r"^(constrained-)?(str|int|float|bool|bytes|decimal|complex|date|datetime|time|timedelta|uuid|none|any|"
+    r"dict|list|set|frozenset|tuple|generator|literal|enum|url|multi-host-url|json|is-instance|is-subclass|"
+    r"callable|model|dataclass|typed-dict|union|tagged-union|chain|lax-or-strict|json-or-python|nullable|"
+    r"default|definition-ref|function-(before|after|wrap|plain))(\[.*\])?$", re.S)
+
+
+_NO_VALUE = object()
+
+
+def field_path(loc: tuple | list, value: Any = _NO_VALUE) -> str:
+    """('body', 'lines', 0, 'sku') -> 'lines[0].sku'; pydantic's union-member and validator
+    names are left out (('body', 'attributes', 'a', 'constrained-str') -> 'attributes.a').
+
+    `value`, when given, is what the location points into (the request body): a part that is
+    a key there is a field even when it looks like a tag (AdjustmentIn's `set`)."""
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:]
@@ -109,11 +128,15 @@ def field_path(loc: tuple | list) -> str:
     for p in parts:
         if isinstance(p, int):
             out += f"[{p}]"
+            value = value[p] if isinstance(value, list) and -len(value) <= p < len(value) else _NO_VALUE
         else:
             p = str(p)
-            # pydantic adds the union member / function name to the location; skip those
-            if p.startswith("function-") or p in ("function-after", "function-before"):
+            if isinstance(value, dict) and p in value:
+                value = value[p]
+            elif _SCHEMA_TAG.match(p):
                 continue
+            else:
+                value = _NO_VALUE
             out += ("." if out else "") + p
     return out or "body"
 
@@ -130,11 +153,50 @@ def _validation_errors(exc: RequestValidationError) -> tuple[bool, list[dict[str
             msg = "Unknown field."
         elif err.get("type") == "missing":
             msg = "Field required."
-        items.append({"field": field_path(loc), "message": msg})
-    return invalid_json, items
+        body = getattr(exc, "body", _NO_VALUE) if loc and loc[0] == "body" else _NO_VALUE
+        items.append({"field": field_path(loc, body), "message": msg})
+    # one entry per field: a value no member of a union accepts gives one error per member
+    merged: dict[str, list[str]] = {}
+    for it in items:
+        msgs = merged.setdefault(it["field"], [])
+        if it["message"] not in msgs:
+            msgs.append(it["message"])
+    return invalid_json, [{"field": f, "message": "; ".join(m)} for f, m in merged.items()]
+
+
+# The order an Allow header lists methods in.
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str | None:
+    """Every method the request's path supports, for the Allow header of a 405.
+
+    The router answers 405 from the first route whose path matches, so its Allow lists only
+    that route's methods (GET for /v1/channels/{code}, which PATCH serves too); here every
+    route of the app whose path pattern matches contributes its methods."""
+    from fastapi.routing import iter_route_contexts
+
+    try:
+        from starlette._utils import get_route_path
+
+        path = get_route_path(request.scope)
+    except ImportError:  # pragma: no cover - an older Starlette
+        path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in iter_route_contexts(getattr(request.app, "routes", ())):
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    if not methods:
+        return None
+    return ", ".join(sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m)))
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from app.core.openapi import install_openapi
+
+    install_openapi(app)  # the OpenAPI document declares these problem+json answers per operation
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError):
         return problem_response(exc.status, exc.code, exc.detail, exc.errors, headers=exc.headers, **exc.extra)
@@ -156,7 +218,14 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(status, "Error")
         if status == 404 and detail == "Not Found":
             detail = "No such endpoint or resource."
-        return problem_response(status, code, detail, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if status == 405:
+            allow = allowed_methods(_request)
+            if allow:
+                headers = {**(headers or {}), "Allow": allow}
+                if detail == TITLES[405]:
+                    detail = f"The method {_request.method} is not allowed here; allowed: {allow}."
+        return problem_response(status, code, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unhandled(_request: Request, exc: Exception):  # pragma: no cover - must never happen

@@ -1,24 +1,28 @@
-"""Idempotency-Key for every POST, stored in the database (safe with many workers).
+"""Idempotency-Key for every POST, stored in the database in the same transaction as the change.
 
-* First request with a key claims it with an INSERT (the primary key makes the
-  claim atomic on both databases), runs, and stores its response.
-* Same key + same request  -> the stored response, byte for byte, with
-  `Idempotent-Replayed: true`.
+* The first request with a key runs inside the request's transaction; its answer is written
+  to `idempotency_keys` in that same transaction, so a change that committed always has its
+  stored answer, and a request that died before committing left neither (a retry runs anew).
+* Same key + same request  -> the stored response, byte for byte, `Idempotent-Replayed: true`.
 * Same key + other request -> 422 idempotency_key_reused.
-* Same key while the first still runs -> 409 idempotency_key_in_use.
-Keys are scoped to the API key and kept IDEMPOTENCY_TTL_SECONDS (24 h). 5xx,
-401 and 429 answers are not stored, so the client may retry them.
+* Same key while the first still runs -> 409 idempotency_key_in_use with Retry-After
+  (PostgreSQL: the first holds a transaction-scoped advisory lock on the key, which ends with
+  its transaction, however long it runs, and with its connection if the process dies. SQLite:
+  writers are serialized, so the second waits for the first and then replays it).
+* A 4xx answer is stored too (its changes rolled back to a savepoint first); 5xx, 401 and 429
+  answers are not stored, so the client may retry them with the same key.
+* Fields a route marks as secret (`mark_secret`) are never stored: a replay shows them as null.
+Keys are scoped to the API key and kept IDEMPOTENCY_TTL_SECONDS (24 h).
 """
 import hashlib
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import LargeBinary, delete, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import LargeBinary, bindparam, delete, func, select
 from sqlmodel import Field, SQLModel
 
 from app.core import clock
-from app.core.db import JSONType, UTCDateTime, sessionmaker
+from app.core.db import JSONType, UTCDateTime, request_db
 from app.core.errors import problem_response
 from app.core.settings import get_settings
 
@@ -33,11 +37,17 @@ class IdempotencyRecord(SQLModel, table=True):
     api_key_id: str = Field(primary_key=True, max_length=40)
     key: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
     fingerprint: str = Field(max_length=64)
-    state: str = Field(max_length=10)  # running | done
+    state: str = Field(max_length=10)  # done (records exist only once answered)
     response_status: int | None = None
     response_headers: list | None = Field(default=None, sa_type=JSONType)
     response_body: bytes | None = Field(default=None, sa_type=LargeBinary)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+T = IdempotencyRecord.__table__
+_FIND = select(T.c.fingerprint, T.c.response_status, T.c.response_headers, T.c.response_body, T.c.created_at).where(
+    T.c.api_key_id == bindparam("api_key_id"), T.c.key == bindparam("key"))
+_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("lock_id")))
 
 
 def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
@@ -52,65 +62,39 @@ def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
     return h.hexdigest()
 
 
-async def _claim(api_key_id: str, key: str, fp: str):
-    """Returns ("claimed", None) or ("existing", record)."""
-    settings = get_settings()
-    now = clock.now()
-    for _ in range(3):
-        async with sessionmaker()() as session:
-            session.add(IdempotencyRecord(api_key_id=api_key_id, key=key, fingerprint=fp, state="running", created_at=now))
-            try:
-                await session.commit()
-                return "claimed", None
-            except IntegrityError:
-                await session.rollback()
-            rec = await session.get(IdempotencyRecord, (api_key_id, key))
-            if rec is None:
-                continue  # deleted meanwhile: try again
-            age = now - rec.created_at
-            if age > timedelta(seconds=settings.idempotency_ttl_seconds):
-                await session.execute(
-                    delete(IdempotencyRecord).where(
-                        IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key,
-                        IdempotencyRecord.created_at == rec.created_at,
-                    )
-                )
-                await session.commit()
-                continue
-            if (
-                rec.state == "running" and rec.fingerprint == fp
-                and age > timedelta(seconds=settings.idempotency_lock_timeout_seconds)
-            ):
-                # the first attempt died without answering: take the key over
-                res = await session.execute(
-                    update(IdempotencyRecord)
-                    .where(
-                        IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key,
-                        IdempotencyRecord.created_at == rec.created_at, IdempotencyRecord.state == "running",
-                    )
-                    .values(created_at=now)
-                )
-                await session.commit()
-                if res.rowcount == 1:
-                    return "claimed", None
-                continue
-            return "existing", rec
-    return "existing", None
+def lock_id(api_key_id: str, key: str) -> int:
+    """A signed 64-bit advisory-lock id for (API key, Idempotency-Key)."""
+    digest = hashlib.sha256(f"{api_key_id}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def _finish(api_key_id: str, key: str, status: int, headers: list, body: bytes) -> None:
-    async with sessionmaker()() as session:
-        where = (IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key)
-        if status >= 500 or status in NOT_STORED:
-            await session.execute(delete(IdempotencyRecord).where(*where))
-        else:
-            stored = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers if n.lower() in STORED_HEADERS]
-            await session.execute(
-                update(IdempotencyRecord).where(*where).values(
-                    state="done", response_status=status, response_headers=stored, response_body=body,
-                )
-            )
-        await session.commit()
+def mark_secret(request, *fields: str) -> None:
+    """Call from a route whose answer carries a secret (an API key's, a webhook's): those top-level
+    fields are stored as null, so a replay never shows the secret again."""
+    request.scope["state"]["secret_fields"] = fields
+
+
+def _redact(body: bytes, fields) -> bytes:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return b""
+    if isinstance(data, dict):
+        for f in fields:
+            if f in data:
+                data[f] = None
+    return orjson.dumps(data)
+
+
+def _in_use():
+    return problem_response(409, "idempotency_key_in_use",
+                            "A request with this Idempotency-Key is still being processed; retry shortly.",
+                            headers={"Retry-After": "1"})
+
+
+def _reused():
+    return problem_response(422, "idempotency_key_reused",
+                            "This Idempotency-Key was already used with a different request.")
 
 
 class IdempotencyMiddleware:
@@ -125,7 +109,8 @@ class IdempotencyMiddleware:
             if name == b"idempotency-key":
                 key = value.decode("latin-1")
                 break
-        principal = scope.get("state", {}).get("principal")
+        state = scope.get("state", {})
+        principal = state.get("principal")
         if key is None or principal is None:
             return await self.app(scope, receive, send)
         if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
@@ -135,71 +120,64 @@ class IdempotencyMiddleware:
             )
             return await response(scope, receive, send)
 
-        chunks = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = state.get("body", b"")
         fp = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
+        db = request_db(scope)
+        await db.begin_writes()
+        conn = await db.connection()
+        ident = {"api_key_id": principal.key_id, "key": key}
+        if conn.dialect.name == "postgresql":
+            if not (await conn.execute(_LOCK, {"lock_id": lock_id(principal.key_id, key)})).scalar():
+                return await _in_use()(scope, receive, send)
+        rec = (await conn.execute(_FIND, ident)).first()
+        if rec is not None:
+            if clock.now() - rec.created_at > timedelta(seconds=get_settings().idempotency_ttl_seconds):
+                await conn.execute(delete(T).where(T.c.api_key_id == principal.key_id, T.c.key == key))
+            elif rec.fingerprint != fp:
+                return await _reused()(scope, receive, send)
+            else:
+                stored = rec.response_body or b""
+                headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in rec.response_headers or []]
+                headers += [(b"idempotent-replayed", b"true"), (b"content-length", str(len(stored)).encode())]
+                await send({"type": "http.response.start", "status": rec.response_status, "headers": headers})
+                await send({"type": "http.response.body", "body": stored})
+                return
 
-        outcome, rec = await _claim(principal.key_id, key, fp)
-        if outcome == "existing":
-            if rec is None or rec.state == "running":
-                if rec is not None and rec.fingerprint != fp:
-                    response = problem_response(
-                        422, "idempotency_key_reused",
-                        "This Idempotency-Key was already used with a different request.",
-                    )
-                else:
-                    response = problem_response(
-                        409, "idempotency_key_in_use",
-                        "A request with this Idempotency-Key is still being processed; retry shortly.",
-                        headers={"Retry-After": "1"},
-                    )
-                return await response(scope, receive, send)
-            if rec.fingerprint != fp:
-                response = problem_response(
-                    422, "idempotency_key_reused",
-                    "This Idempotency-Key was already used with a different request.",
-                )
-                return await response(scope, receive, send)
-            headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in rec.response_headers or []]
-            headers.append((b"idempotent-replayed", b"true"))
-            headers.append((b"content-length", str(len(rec.response_body or b"")).encode()))
-            await send({"type": "http.response.start", "status": rec.response_status, "headers": headers})
-            await send({"type": "http.response.body", "body": rec.response_body or b""})
-            return
+        # Run the request inside a savepoint, so a 4xx answer can be stored without its changes.
+        savepoint = await conn.begin_nested()
+        start: dict = {}
+        chunks: list[bytes] = []
 
-        replayed = False
-
-        async def replay_receive():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        start_message = {}
-        out_chunks: list[bytes] = []
-
-        async def capture_send(message):
+        async def capture(message):
             if message["type"] == "http.response.start":
-                start_message.update(message)
+                start.update(message)
             elif message["type"] == "http.response.body":
-                out_chunks.append(message.get("body", b""))
+                chunks.append(message.get("body", b""))
 
-        try:
-            await self.app(scope, replay_receive, capture_send)
-        except BaseException:
-            await _finish(principal.key_id, key, 500, [], b"")
-            raise
-        status = start_message.get("status", 500)
-        headers = list(start_message.get("headers", []))
-        out = b"".join(out_chunks)
-        await _finish(principal.key_id, key, status, headers, out)
+        await self.app(scope, receive, capture)
+        status = start.get("status", 500)
+        out = b"".join(chunks)
+        headers = list(start.get("headers", []))
+        if status >= 500 or status in NOT_STORED:
+            if savepoint.is_active:
+                await savepoint.rollback()
+        else:
+            if status >= 400:
+                if db.session is not None:
+                    db.session.expunge_all()  # nothing of the failed work may be flushed later
+                if savepoint.is_active:
+                    await savepoint.rollback()
+                db.commit_on_error = True  # the stored answer stays
+            else:
+                await db.flush()
+                if savepoint.is_active:
+                    await savepoint.commit()
+            secret_fields = state.get("secret_fields")
+            stored_body = _redact(out, secret_fields) if secret_fields else out
+            await conn.execute(T.insert().values(
+                api_key_id=principal.key_id, key=key, fingerprint=fp, state="done", response_status=status,
+                response_headers=[[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers
+                                  if n.lower() in STORED_HEADERS],
+                response_body=stored_body, created_at=clock.now()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": out})

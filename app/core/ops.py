@@ -16,13 +16,15 @@ async def healthz():
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", summary="Readiness: the database is reachable")
+@router.get("/readyz", summary="Readiness: the database is reachable",
+            responses={503: {"description": "`service_unavailable`: the database is unreachable; retry after `Retry-After`."}})
 async def readyz():
     try:
         async with get_engine().connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-        return problem_response(503, "unavailable", f"Database unreachable: {type(exc).__name__}")
+        return problem_response(503, "service_unavailable", f"Database unreachable: {type(exc).__name__}",
+                                headers={"Retry-After": "5"})
     return json_response({"status": "ready", "database": get_engine().dialect.name})
 
 

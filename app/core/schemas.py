@@ -1,20 +1,38 @@
 """Base classes and field types for request and response bodies."""
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
 
 # Codes (sku, channel code, location code…): printable, no spaces, bounded.
 Code = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-/]*$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-# Integer bounds keep every number inside PostgreSQL's integer types.
-Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
-NonNegInt = Annotated[int, Field(ge=0, le=2**31 - 1)]
-PosInt = Annotated[int, Field(ge=1, le=2**31 - 1)]
-Amount = Annotated[int, Field(ge=0, le=10**13)]  # minor units
-Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
-Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+
+# Numbers and booleans of request bodies are STRICT: JSON `true`, `"1"` and `100.0` are not
+# integers, `1` and `"true"` are not booleans (422 validation_error naming the field). Every
+# integer type also carries bounds that fit the column it ends up in (see
+# tests/core/test_strict_types.py, which checks each schema bound against its column):
+# 32-bit INTEGER columns (quantities, stock, days, priorities, versions) at most 2^31-1,
+# money (BIGINT columns) at most MAX_AMOUNT. Query parameters stay lenient (strings on the wire).
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+MAX_AMOUNT = 10**13  # minor units: 100 billion in a two-decimal currency; prices.amount is BIGINT
+Int = Annotated[int, Strict()]  # bound it where used: Annotated[Int, Field(ge=…, le=…)]
+Bool = Annotated[bool, Strict()]
+Int32 = Annotated[Int, Field(ge=INT32_MIN, le=INT32_MAX)]
+NonNegInt = Annotated[Int, Field(ge=0, le=INT32_MAX)]
+PosInt = Annotated[Int, Field(ge=1, le=INT32_MAX)]
+Amount = Annotated[Int, Field(ge=0, le=MAX_AMOUNT)]  # minor units
+Version = Annotated[Int, Field(ge=0, le=INT32_MAX, description="The version you expect (like If-Match); "
+                                                               "another one answers 412 version_conflict")]
+# JSON numbers: an integer is a fine latitude, `true` or "53.5" are not.
+Lat = Annotated[float, Strict(), Field(ge=-90, le=90, allow_inf_nan=False)]
+Lon = Annotated[float, Strict(), Field(ge=-180, le=180, allow_inf_nan=False)]
+
+# The same constraints without Strict, for text formats where every value arrives as a string
+# (the CSV catalog import): "500" is a weight there, not an error.
+LaxNonNegInt = Annotated[int, Field(ge=0, le=INT32_MAX)]
 
 
 def _find_nul(value, path: str = "") -> str | None:
@@ -58,6 +76,27 @@ class Output(BaseModel):
 class Money(BaseModel):
     amount: int
     currency: str
+
+
+# ---- problem+json (RFC 9457): the body of every 4xx/5xx answer, for the OpenAPI document ----
+
+class ProblemFieldError(BaseModel):
+    field: str = Field(description="Where: `lines[2].sku`, `amount`, `body`…")
+    message: str
+
+
+class Problem(BaseModel):
+    """An error, as `application/problem+json` (RFC 9457). Some codes add members
+    (`shortages` for insufficient_stock, `current_version` for version_conflict)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
+
+    type: str = Field(description="`https://errors.unified-commerce.dev/errors/<code>`")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Machine-readable: validation_error, not_found, version_conflict…")
+    errors: list[ProblemFieldError] = Field(description="One entry per bad field (may be empty)")
 
 
 class Address(Input):

@@ -9,6 +9,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./commerce.db"
     db_pool_size: int = 20
+    # seconds a request waits for a pooled connection before it answers 503 (retry)
+    db_pool_timeout: float = 5.0
     db_echo: bool = False
 
     stripe_api_key: str = "sk_test_unset"
@@ -17,11 +19,20 @@ class Settings(BaseSettings):
 
     # Rate limiting per API key: N requests per window (moving window).
     rate_limit: str = "6000/minute"
-    rate_limit_storage_uri: str = "memory://"
+    # auto: process memory for one worker, the database when WEB_CONCURRENCY > 1;
+    # or memory://, database, redis://host:6379
+    rate_limit_storage_uri: str = "auto"
+
+    # request bodies (413 payload_too_large above these)
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_import_bytes: int = 200 * 1024 * 1024
 
     idempotency_ttl_seconds: int = 24 * 3600
-    # A "running" idempotency record older than this is treated as abandoned (crashed worker).
-    idempotency_lock_timeout_seconds: int = 60
+
+    # Reservations by storefront and marketplace keys (POST /v1/reservations): at most this
+    # many units per reservation, held at most this long (422 naming the field above).
+    reservation_max_quantity_public: int = 10
+    reservation_max_ttl_seconds_public: int = 3600
 
     # Run the outbox worker / expiry sweeps inside the API process (dev convenience).
     inline_worker: bool = False

@@ -15,7 +15,7 @@ import math
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.catalog.service import lookup_skus
+from app.catalog.service import canonical, lookup_skus
 from app.core.errors import ApiError
 from app.inventory import service
 
@@ -69,10 +69,12 @@ async def view(session: AsyncSession, who: Principal, *, skus: list[str], channe
     ch = await load_channel(session, channel) if channel else None
     bound = who.role in ("storefront", "marketplace")
     facts = await lookup_skus(session, skus, channel=ch.code if (bound and ch is not None) else None)
-    unknown = [s for s in skus if s not in facts]
+    stored = canonical(skus, facts)
+    unknown = [s for s in skus if s not in stored]
     if unknown:
         raise ApiError(422, "validation_error", f"Unknown SKU {unknown[0]!r}.",
                        errors=[{"field": "skus", "message": f"Unknown SKU {s!r}."} for s in unknown])
+    skus = list(dict.fromkeys(stored[s] for s in skus))  # any spelling in, the stored one out
     comp = {c for s in skus for c, _ in facts[s].components} - set(facts)
     if comp:
         facts.update(await lookup_skus(session, comp))

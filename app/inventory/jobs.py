@@ -1,5 +1,5 @@
 """Background work of the inventory: reservations that ran out are released."""
-from app.core.db import sessionmaker
+from app.core.db import unit_of_work
 from app.inventory import reservations
 from app.worker import periodic
 
@@ -7,9 +7,9 @@ from app.worker import periodic
 @periodic(5)
 async def expire_reservations() -> int:
     total = 0
-    async with sessionmaker()() as session:
-        while True:
+    while True:
+        async with unit_of_work() as session:  # one transaction per batch
             n = await reservations.expire_due(session)
-            total += n
-            if n < 500:
-                return total
+        total += n
+        if n < 500:
+            return total

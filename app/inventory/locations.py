@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.concurrency import check_version
-from app.core.db import committed_unique
+from app.core.db import flush_unique
 from app.core.errors import ApiError, not_found
 from app.core.ids import new_id
 from app.inventory.models import Location
@@ -71,8 +71,8 @@ async def create_location(session: AsyncSession, body: LocationCreate) -> Locati
         can_return=caps.get("returns", defaults["returns"]),
         priority=data.get("priority", defaults["priority"]), active=body.active,
     )
-    async with committed_unique(session, "location", body.code):
-        session.add(loc)
+    session.add(loc)
+    await flush_unique(session, "location", body.code)
     return loc
 
 
@@ -97,5 +97,5 @@ async def update_location(session: AsyncSession, request: Request, ref: str, bod
             setattr(loc, attr, caps[key])
     loc.version += 1
     loc.updated_at = clock.now()
-    await session.commit()
+    await session.flush()
     return loc

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.service import canonical, lookup_skus
 from app.core import clock
 from app.core.errors import ApiError
 from app.core.ids import new_id
@@ -37,8 +38,14 @@ def render(r: Any, location_code: str) -> dict:
 
 
 async def create(session: AsyncSession, *, sku: str, location: str, quantity: int, ttl_seconds: int,
-                 reference: str | None, channel: str | None) -> dict:
-    need, locs, facts = await service._resolve(session, [(sku, location, quantity)], field="{i}")
+                 reference: str | None, channel: str | None, visible_in: str | None = None,
+                 figures: bool = True) -> dict:
+    """Hold `quantity` of `sku` (any spelling; the reservation keeps the stored one) at `location`.
+    `visible_in`: only SKUs of active products visible in that channel (others answer as
+    unknown, 422 on `sku`). `figures=False`: a shortage answers 409 without stock figures."""
+    facts = await lookup_skus(session, [sku], channel=visible_in) if visible_in is not None else None
+    need, locs, facts = await service._resolve(session, [(sku, location, quantity)], field="", facts=facts)
+    sku = canonical([sku], facts)[sku]
     loc = locs[location]
     if not loc.active:
         raise ApiError(422, "validation_error", f"Location {location!r} is not active.",
@@ -49,6 +56,8 @@ async def create(session: AsyncSession, *, sku: str, location: str, quantity: in
     try:
         await service.reserve_expanded(session, need, reference=reference or rid, reason="reservation", locs=locs)
     except service.InsufficientStock as exc:
+        if not figures:
+            raise exc.without_figures(sku, loc.code, quantity) from None
         if facts[sku].is_bundle:  # say how many bundles are possible, not only the components
             avail = (await service.availability(session, [sku], [loc.id], facts=facts)).get(sku, {}).get(loc.code, 0)
             raise service.InsufficientStock([{"sku": sku, "location": loc.code, "requested": quantity,
@@ -61,7 +70,7 @@ async def create(session: AsyncSession, *, sku: str, location: str, quantity: in
         await session.execute(RI.insert(), [
             {"reservation_id": rid, "sku": s, "location_id": lid, "quantity": q, "expires_at": expires, "active": True}
             for (s, lid), q in sorted(need.items())])
-    await session.commit()
+    await session.flush()
     return await get(session, rid)
 
 
@@ -132,7 +141,7 @@ async def release(session: AsyncSession, rid: str) -> dict:
     if row.status == "active":
         status = "expired" if row.expires_at <= clock.now() else "released"
         await end_reservations(session, [rid], status)
-        await session.commit()
+        await session.flush()
     return await get(session, rid)
 
 
@@ -142,5 +151,5 @@ async def expire_due(session: AsyncSession, limit: int = 500) -> int:
         select(R.c.id).where(R.c.status == "active", R.c.expires_at <= clock.now()).order_by(R.c.expires_at).limit(limit)
     )).scalars())
     ended = await end_reservations(session, ids, "expired")
-    await session.commit()
+    await session.flush()
     return len(ended)

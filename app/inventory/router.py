@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import ADMIN, ANY_ROLE, Principal, require
 from app.core.errors import ApiError
+from app.core.settings import get_settings
 from app.core.db import get_session
 from app.core.pagination import PageParams, apply_page, page_params, page_result
 from app.core.responses import created, json_response
@@ -211,33 +212,53 @@ async def get_availability(
     return json_response(result)
 
 
-RESERVER = require("storefront", "pos")
+RESERVER = require("storefront", "pos", "marketplace")
+PUBLIC_ROLES = ("storefront", "marketplace")  # keys in clients' hands: capped, no stock figures
 
 
-async def _reservation_scope(session: AsyncSession, who: Principal, location: str) -> None:
-    """Storefronts reserve at their channel's fulfillment locations, POS keys at their store."""
+async def _reservation_scope(session: AsyncSession, who: Principal, body: ReservationIn) -> None:
+    """POS keys reserve at their store. Storefront and marketplace keys: at most
+    RESERVATION_MAX_QUANTITY_PUBLIC units for RESERVATION_MAX_TTL_SECONDS_PUBLIC (422 naming the
+    field), only at their channel's fulfillment locations — a channel naming none: every active
+    location that ships or offers pickup — (404 otherwise, as for an unknown location)."""
     if who.role == "pos":
-        who.location_or_404(location)
-    elif who.role == "storefront":
-        from app.channels.service import get_channel
+        who.location_or_404(body.location)
+        return
+    if who.role not in PUBLIC_ROLES:
+        return
+    settings = get_settings()
+    errors = []
+    if body.quantity > settings.reservation_max_quantity_public:
+        errors.append({"field": "quantity", "message": f"At most {settings.reservation_max_quantity_public} for this API key."})
+    if body.ttl_seconds > settings.reservation_max_ttl_seconds_public:
+        errors.append({"field": "ttl_seconds", "message": f"At most {settings.reservation_max_ttl_seconds_public} for this API key."})
+    if errors:
+        raise ApiError(422, "validation_error", f"{errors[0]['field']}: {errors[0]['message']}", errors=errors)
+    from app.channels.service import get_channel
 
-        ch = await get_channel(session, who.channel)
-        found = await stock_service.locations_by_code(session, [location])
-        if location not in found or (ch.fulfillment_locations and found[location].code not in ch.fulfillment_locations):
-            raise ApiError(404, "not_found", f"Location {location!r} was not found.")
+    ch = await get_channel(session, who.channel)
+    loc = (await stock_service.locations_by_code(session, [body.location])).get(body.location)
+    if ch.fulfillment_locations:
+        allowed = loc is not None and loc.code in ch.fulfillment_locations
+    else:
+        allowed = loc is not None and loc.active and (loc.can_ship or loc.can_pickup)
+    if not allowed:
+        raise ApiError(404, "not_found", f"Location {body.location!r} was not found.")
 
 
 @router.post("/v1/reservations", status_code=201, response_model=ReservationOut, summary="Hold stock for a while (click & reserve, cart holds)")
 async def create_reservation(body: ReservationIn, session: Session, who: Principal = Depends(RESERVER)):
-    await _reservation_scope(session, who, body.location)
+    await _reservation_scope(session, who, body)
+    public = who.role in PUBLIC_ROLES
     r = await reservations.create(session, sku=body.sku, location=body.location, quantity=body.quantity,
-                                  ttl_seconds=body.ttl_seconds, reference=body.reference, channel=who.channel)
+                                  ttl_seconds=body.ttl_seconds, reference=body.reference, channel=who.channel,
+                                  visible_in=who.channel if public else None, figures=not public)
     return created(r)
 
 
 async def _visible_reservation(session: AsyncSession, who: Principal, rid: str) -> dict:
     r = await reservations.get(session, rid)
-    if (who.role == "storefront" and r["channel"] != who.channel) or (who.role == "pos" and r["location"] != who.location):
+    if (who.role in PUBLIC_ROLES and r["channel"] != who.channel) or (who.role == "pos" and r["location"] != who.location):
         raise ApiError(404, "not_found", f"Reservation {rid!r} was not found.")
     return r
 

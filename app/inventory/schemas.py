@@ -1,17 +1,17 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from app.core.schemas import Address, Code, Input, Int32, Lat, Lon, Name, Output
+from app.core.schemas import Address, Bool, Code, Input, Int, Int32, Lat, Lon, Name, Output, Version
 
 LocationType = Literal["warehouse", "store", "partner"]
 
 
 class Capabilities(Input):
-    ship: bool | None = None
-    pickup: bool | None = None
-    returns: bool | None = None
+    ship: Bool | None = None
+    pickup: Bool | None = None
+    returns: Bool | None = None
 
 
 class LocationCreate(Input):
@@ -23,7 +23,7 @@ class LocationCreate(Input):
     lon: Lon | None = None
     capabilities: Capabilities | None = None
     priority: Int32 | None = None
-    active: bool = True
+    active: Bool = True
 
 
 class LocationUpdate(Input):
@@ -33,8 +33,8 @@ class LocationUpdate(Input):
     lon: Lon | None = None
     capabilities: Capabilities | None = None
     priority: Int32 | None = None
-    active: bool | None = None
-    version: int | None = None
+    active: Bool | None = None
+    version: Version | None = None
 
 
 class CapabilitiesOut(Output):
@@ -65,18 +65,24 @@ LocationList = Annotated[list[LocationOut], Field()]
 # ---- stock ----
 
 Reason = Literal["receipt", "count", "damage", "shrinkage", "correction"]
-Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
-Count = Annotated[int, Field(ge=0, le=1_000_000_000)]
+Quantity = Annotated[Int, Field(ge=1, le=1_000_000)]
+Count = Annotated[Int, Field(ge=0, le=1_000_000_000)]
 Note = Annotated[str, Field(min_length=1, max_length=500)]
 Reference = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class AdjustmentIn(Input):
-    """Exactly one of `delta` (signed change) and `set` (an absolute count)."""
+    """Exactly one of `delta` (signed change, not 0) and `set` (an absolute count)."""
+
+    # The rule in the schema too: one branch per choice (the other one absent or null).
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["delta"], "properties": {"delta": {"type": "integer"}, "set": {"type": "null"}}},
+        {"required": ["set"], "properties": {"set": {"type": "integer"}, "delta": {"type": "null"}}},
+    ]})
 
     location: Code
     sku: Code
-    delta: Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)] | None = None
+    delta: Annotated[Int, Field(ge=-1_000_000_000, le=1_000_000_000)] | None = None
     set: Count | None = None
     safety_stock: Count | None = None
     reason: Reason
@@ -104,10 +110,17 @@ class TransferLineIn(Input):
 
 class TransferIn(Input):
     from_: Code = Field(alias="from")
-    to: Code
+    to: Code = Field(description="Another location than `from`")
     lines: Annotated[list[TransferLineIn], Field(min_length=1, max_length=500)]
     reference: Reference | None = None
     note: Note | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _not_from(cls, to: str, info: ValidationInfo) -> str:
+        if to == info.data.get("from_"):
+            raise ValueError("Must be another location than 'from'.")
+        return to
 
 
 class ReceiveIn(Input):
@@ -118,7 +131,7 @@ class ReservationIn(Input):
     sku: Code
     location: Code
     quantity: Quantity
-    ttl_seconds: Annotated[int, Field(ge=1, le=30 * 24 * 3600)] = 900
+    ttl_seconds: Annotated[Int, Field(ge=1, le=30 * 24 * 3600)] = 900
     reference: Reference | None = None
 
 

@@ -31,7 +31,6 @@ async def seed_demo(session: AsyncSession) -> list[str]:
     from app.catalog.seed import SEED_SKUS
 
     if (await session.execute(select(StockLevel.id).where(StockLevel.sku.in_(SEED_SKUS)).limit(1))).first():
-        await session.rollback()
         return []
     locs = await service.locations_by_code(session, STOCK)
     facts = await lookup_skus(session, SEED_SKUS)
@@ -50,5 +49,5 @@ async def seed_demo(session: AsyncSession) -> list[str]:
     if not ops:
         return []
     await service.adjust_expanded(session, ops, reason="receipt", reference="seed-demo", safety=safety, locs=locs)
-    await session.commit()
+    await session.flush()
     return [f"stock {len(ops)} levels"]

@@ -34,10 +34,11 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.service import SkuInfo, chunks, lookup_skus, where_in
+from app.catalog.service import SkuInfo, canonical, chunks, lookup_skus, where_in
 from app.core import clock
 from app.core.db import is_postgres
 from app.core.errors import ApiError
+from app.core.schemas import INT32_MAX
 from app.core.ids import new_id
 from app.events.service import emit_many
 from app.inventory.models import Location, ReservationItem, StockLevel, StockMovement
@@ -68,6 +69,16 @@ class InsufficientStock(ApiError):
             shortages=[{k: v for k, v in s.items() if k != "field"} for s in shortages],
         )
         self.shortages = shortages
+
+    def without_figures(self, sku: str, location: str, requested: int) -> ApiError:
+        """The same 409 for keys that may not learn stock figures (storefront, marketplace):
+        it names what was asked for and where, never how much is available (nor, for a
+        bundle, which component is short)."""
+        return ApiError(
+            409, "insufficient_stock", f"Not enough stock of {sku!r} at {location!r} for {requested}.",
+            errors=[{"field": "quantity", "message": f"{sku!r} at {location!r}: not enough stock."}],
+            shortages=[{"sku": sku, "location": location, "requested": requested}],
+        )
 
 
 def available_of(on_hand: int, reserved: int, safety_stock: int) -> int:
@@ -117,11 +128,14 @@ async def locations_by_code(session: AsyncSession, codes: Iterable[str]) -> dict
     return out
 
 
-def unknown_locations(codes: Sequence[str], found: dict[str, Loc], field: str) -> None:
+def unknown_locations(codes: Sequence[str], found: dict[str, Loc], fields: str | Sequence[str]) -> None:
+    """422 naming every code not in `found`: `fields` is a path with {i} (a list) or one field
+    name per code (codes from named fields of one object)."""
     missing = [(i, c) for i, c in enumerate(codes) if c not in found]
     if missing:
+        name = (lambda i: fields.format(i=i)) if isinstance(fields, str) else (lambda i: fields[i])
         raise ApiError(422, "validation_error", f"Unknown location {missing[0][1]!r}.",
-                       errors=[{"field": field.format(i=i), "message": f"Unknown location {c!r}."} for i, c in missing])
+                       errors=[{"field": name(i), "message": f"Unknown location {c!r}."} for i, c in missing])
 
 
 def expand(lines: Iterable[tuple[str, str, int]], facts: dict[str, SkuInfo]) -> dict[tuple[str, str], int]:
@@ -141,25 +155,33 @@ def expand(lines: Iterable[tuple[str, str, int]], facts: dict[str, SkuInfo]) -> 
     return need
 
 
-async def _resolve(session: AsyncSession, lines: Sequence[Line], field: str = "lines[{i}]") -> tuple[dict[tuple[str, str], int], dict[str, Loc], dict[str, SkuInfo]]:
-    """Validate SKUs and locations of `lines` and expand them. 422 naming what is unknown."""
-    facts = await lookup_skus(session, {s for s, _, _ in lines})
+async def _resolve(session: AsyncSession, lines: Sequence[Line], field: str = "lines[{i}]",
+                   facts: dict[str, SkuInfo] | None = None) -> tuple[dict[tuple[str, str], int], dict[str, Loc], dict[str, SkuInfo]]:
+    """Validate SKUs and locations of `lines` and expand them. 422 naming what is unknown;
+    `field` is the path of line i ("" when the body is the one line: fields `sku`, `location`).
+    SKUs may come in any spelling: the result speaks of the stored ones. `facts` (the caller's
+    own lookup_skus answer, say one limited to a channel) replaces the lookup."""
+    if facts is None:
+        facts = await lookup_skus(session, {s for s, _, _ in lines})
+    stored = canonical({s for s, _, _ in lines}, facts)
     locs = await locations_by_code(session, {loc for _, loc, _ in lines})
     errors = []
     for i, (sku, loc, qty) in enumerate(lines):
-        if sku not in facts:
-            errors.append({"field": field.format(i=i) + ".sku", "message": f"Unknown SKU {sku!r}."})
+        prefix = field.format(i=i)
+        path = (prefix + ".") if prefix else ""
+        if sku not in stored:
+            errors.append({"field": path + "sku", "message": f"Unknown SKU {sku!r}."})
         if loc not in locs:
-            errors.append({"field": field.format(i=i) + ".location", "message": f"Unknown location {loc!r}."})
+            errors.append({"field": path + "location", "message": f"Unknown location {loc!r}."})
         if qty <= 0:
-            errors.append({"field": field.format(i=i) + ".quantity", "message": "Must be at least 1."})
+            errors.append({"field": path + "quantity", "message": "Must be at least 1."})
     if errors:
         raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
     # components of bundles need their facts too (track_inventory)
     comps = {c for i in facts.values() for c, _ in i.components} - set(facts)
     if comps:
         facts.update(await lookup_skus(session, comps))
-    need = expand(((s, locs[l].id, q) for s, l, q in lines), facts)
+    need = expand(((stored[s], locs[l].id, q) for s, l, q in lines), facts)
     return need, locs, facts
 
 
@@ -359,11 +381,16 @@ async def adjust_expanded(session: AsyncSession, ops: dict[tuple[str, str], tupl
     await _ensure_levels(session, keys)
     levels = await _lock(session, keys)
     code = await _codes(session, {loc for _, loc in keys}, locs)
-    changes, short = [], []
+    changes, short, too_many = [], [], []
     for key in sorted(keys):
         r = levels[key]
         kind, n = ops.get(key, ("delta", 0))
         new_on_hand = r.on_hand + n if kind == "delta" else n
+        if new_on_hand > INT32_MAX:  # on_hand is a 32-bit column: refuse, naming the field, before the database does
+            field = field_of[key] if field_of and key in field_of else "quantity"
+            too_many.append({"field": field, "message": f"{key[0]!r} at {code[key[1]]!r}: on hand would be "
+                                                         f"{new_on_hand}, above the limit of {INT32_MAX}."})
+            continue
         if new_on_hand < 0:
             short.append({"sku": key[0], "location": code[key[1]], "requested": -n, "available": r.on_hand,
                           **({"field": field_of[key]} if field_of and key in field_of else {})})
@@ -373,6 +400,8 @@ async def adjust_expanded(session: AsyncSession, ops: dict[tuple[str, str], tupl
             after[key] = (new_on_hand, r.reserved, new_safety)
         if new_on_hand != r.on_hand or new_safety != r.safety_stock:
             changes.append(Change(r.sku, r.location_id, new_on_hand, r.reserved, new_safety, new_on_hand - r.on_hand))
+    if too_many:
+        raise ApiError(422, "validation_error", too_many[0]["message"], errors=too_many)
     if short:
         raise InsufficientStock(short)
     await _write(session, changes, reason=reason, reference=reference, note=note, locs=locs)

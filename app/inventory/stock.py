@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ApiError
 from app.core.pagination import PageParams, apply_page, page_result
-from app.catalog.service import lookup_skus
+from app.catalog.service import canonical, canonical_sku, lookup_skus, sku_key
 from app.inventory import service
 from app.inventory.models import Location, StockLevel, StockMovement
 from app.inventory.schemas import AdjustmentIn, LevelsPut
@@ -24,12 +24,14 @@ async def _location(session: AsyncSession, ref: str, field: str = "location") ->
     return found[ref]
 
 
-async def _stocked_skus(session: AsyncSession, items: list[tuple[str, str]]) -> None:
-    """items: (field path, sku): known, not a bundle, tracked — else 422 naming each."""
+async def _stocked_skus(session: AsyncSession, items: list[tuple[str, str]]) -> dict[str, str]:
+    """items: (field path, sku): known, not a bundle, tracked — else 422 naming each. Returns
+    {given spelling: stored spelling}."""
     facts = await lookup_skus(session, {s for _, s in items})
+    stored = canonical({s for _, s in items}, facts)
     errors = []
     for f, s in items:
-        info = facts.get(s)
+        info = facts.get(stored.get(s, s))
         if info is None:
             errors.append({"field": f, "message": f"Unknown SKU {s!r}."})
         elif info.is_bundle:
@@ -38,6 +40,7 @@ async def _stocked_skus(session: AsyncSession, items: list[tuple[str, str]]) -> 
             errors.append({"field": f, "message": f"{s!r} is not stocked (track_inventory is false)."})
     if errors:
         raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
+    return stored
 
 
 async def adjust(session: AsyncSession, body: AdjustmentIn) -> dict:
@@ -47,16 +50,16 @@ async def adjust(session: AsyncSession, body: AdjustmentIn) -> dict:
     if body.delta == 0:
         raise ApiError(422, "validation_error", "delta must not be 0.", errors=[{"field": "delta", "message": "Must not be 0."}])
     loc = await _location(session, body.location)
-    await _stocked_skus(session, [("sku", body.sku)])
-    key = (body.sku, loc.id)
+    sku = (await _stocked_skus(session, [("sku", body.sku)]))[body.sku]
+    key = (sku, loc.id)
     op = ("delta", body.delta) if body.delta is not None else ("set", body.set)
     safety = {key: body.safety_stock} if body.safety_stock is not None else None
     after: dict = {}
     changes = await service.adjust_expanded(session, {key: op}, reason=body.reason, reference=body.reference,
                                             note=body.note, locs={loc.id: loc}, safety=safety, after=after,
                                             field_of={key: "delta" if body.delta is not None else "set"})
-    await session.commit()
-    return {"object": "adjustment", **service.render_level(body.sku, loc.code, *after[key]), "reason": body.reason,
+    await session.flush()
+    return {"object": "adjustment", **service.render_level(sku, loc.code, *after[key]), "reason": body.reason,
             "change": changes[0].delta_on_hand if changes else 0}
 
 
@@ -65,22 +68,24 @@ async def put_levels(session: AsyncSession, body: LevelsPut) -> dict:
     seen: dict[str, int] = {}
     errors = []
     for i, lv in enumerate(body.levels):
-        if lv.sku in seen:
-            errors.append({"field": f"levels[{i}].sku", "message": f"{lv.sku!r} is also at levels[{seen[lv.sku]}]."})
-        seen.setdefault(lv.sku, i)
+        key = sku_key(lv.sku)  # one SKU in two spellings is still one SKU
+        if key in seen:
+            errors.append({"field": f"levels[{i}].sku", "message": f"{lv.sku!r} is also at levels[{seen[key]}]."})
+        seen.setdefault(key, i)
     if errors:
         raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
-    await _stocked_skus(session, [(f"levels[{i}].sku", lv.sku) for i, lv in enumerate(body.levels)])
-    ops = {(lv.sku, loc.id): ("set", lv.on_hand) for lv in body.levels}
-    safety = {(lv.sku, loc.id): lv.safety_stock for lv in body.levels if lv.safety_stock is not None}
+    stored = await _stocked_skus(session, [(f"levels[{i}].sku", lv.sku) for i, lv in enumerate(body.levels)])
+    levels = [(stored[lv.sku], lv) for lv in body.levels]
+    ops = {(s, loc.id): ("set", lv.on_hand) for s, lv in levels}
+    safety = {(s, loc.id): lv.safety_stock for s, lv in levels if lv.safety_stock is not None}
     after: dict = {}
     changes = await service.adjust_expanded(session, ops, reason=body.reason, reference=None, note=body.note,
                                             locs={loc.id: loc}, safety=safety, after=after)
-    await session.commit()
+    await session.flush()
     delta = {c.sku: c.delta_on_hand for c in changes}
     return {"object": "level_update", "location": loc.code, "changed": len(changes),
-            "data": [{**service.render_level(lv.sku, loc.code, *after[(lv.sku, loc.id)]), "change": delta.get(lv.sku, 0)}
-                     for lv in body.levels]}
+            "data": [{**service.render_level(s, loc.code, *after[(s, loc.id)]), "change": delta.get(s, 0)}
+                     for s, _ in levels]}
 
 
 async def list_levels(session: AsyncSession, page: PageParams, *, sku: str | None, location: str | None,
@@ -91,7 +96,7 @@ async def list_levels(session: AsyncSession, page: PageParams, *, sku: str | Non
                   service._effective_reserved_sql(clock.now()).label("reserved"), SL.c.safety_stock,
                   SL.c.updated_at).join(LOC, LOC.c.id == SL.c.location_id)
     if sku:
-        stmt = stmt.where(SL.c.sku == sku)
+        stmt = stmt.where(SL.c.sku == await canonical_sku(session, sku))
     if location:
         loc = (await service.locations_by_code(session, [location])).get(location)
         if loc is None:
@@ -114,7 +119,7 @@ async def list_movements(session: AsyncSession, page: PageParams, *, sku: str | 
                          reason: str | None, reference: str | None) -> dict:
     stmt = select(SM, LOC.c.code).join(LOC, LOC.c.id == SM.c.location_id)
     if sku:
-        stmt = stmt.where(SM.c.sku == sku)
+        stmt = stmt.where(SM.c.sku == await canonical_sku(session, sku))
     if location:
         loc = (await service.locations_by_code(session, [location])).get(location)
         if loc is None:

@@ -18,7 +18,7 @@ from app.core.errors import ApiError
 from app.core.ids import new_id
 from app.core.pagination import PageParams, apply_page, page_result
 from app.events.service import emit
-from app.catalog.service import lookup_skus
+from app.catalog.service import canonical, lookup_skus
 from app.inventory import service
 from app.inventory.models import Transfer
 
@@ -52,12 +52,14 @@ async def create(session: AsyncSession, *, from_: str, to: str, lines: list[tupl
         raise ApiError(422, "validation_error", "A transfer needs two different locations.",
                        errors=[{"field": "to", "message": "Same as from."}])
     locs = await service.locations_by_code(session, [from_, to])
-    service.unknown_locations([from_, to], locs, "{i}")
+    service.unknown_locations([from_, to], locs, ("from", "to"))
     src, dst = locs[from_], locs[to]
     if src.id == dst.id:
         raise ApiError(422, "validation_error", "A transfer needs two different locations.",
                        errors=[{"field": "to", "message": "Same as from."}])
     facts = await lookup_skus(session, {s for s, _ in lines})
+    stored = canonical({s for s, _ in lines}, facts)  # any spelling in, the stored one kept
+    lines = [(stored.get(s, s), q) for s, q in lines]
     errors, seen = [], set()
     for i, (sku, _) in enumerate(lines):
         info = facts.get(sku)
@@ -75,7 +77,7 @@ async def create(session: AsyncSession, *, from_: str, to: str, lines: list[tupl
     t = Transfer(id=new_id("trf"), from_location_id=src.id, to_location_id=dst.id, status="requested",
                  lines=[{"sku": s, "quantity": q, "received": 0} for s, q in lines], reference=reference, note=note)
     session.add(t)
-    await session.commit()
+    await session.flush()
     return await _render(session, t)
 
 
@@ -96,7 +98,7 @@ async def dispatch(session: AsyncSession, request: Request, tid: str) -> dict:
     t.status, t.dispatched_at, t.updated_at, t.version = "in_transit", now, now, t.version + 1
     await emit(session, "transfer.dispatched", {"id": t.id, "from": codes[t.from_location_id], "to": codes[t.to_location_id],
                                                 "lines": t.lines}, location=codes[t.from_location_id])
-    await session.commit()
+    await session.flush()
     return render(t, codes)
 
 
@@ -106,6 +108,9 @@ async def receive(session: AsyncSession, request: Request, tid: str, lines: list
     if t.status != "in_transit":
         raise ApiError(409, "invalid_transition", f"Transfer {tid} is {t.status}; only a transfer in transit can be received.")
     open_qty = {ln["sku"]: ln["quantity"] - ln["received"] for ln in t.lines}
+    if lines is not None:  # SKUs in any spelling: the transfer's lines hold the stored one
+        stored = canonical({s for s, _ in lines}, open_qty)
+        lines = [(stored.get(s, s), q) for s, q in lines]
     if lines is None:
         take = {s: q for s, q in open_qty.items() if q > 0}
     else:
@@ -130,7 +135,7 @@ async def receive(session: AsyncSession, request: Request, tid: str, lines: list
     codes = await service._codes(session, {t.from_location_id, t.to_location_id}, None)
     await emit(session, "transfer.received", {"id": t.id, "to": codes[t.to_location_id], "received": take,
                                               "status": t.status}, location=codes[t.to_location_id])
-    await session.commit()
+    await session.flush()
     return render(t, codes)
 
 
@@ -142,7 +147,7 @@ async def cancel(session: AsyncSession, request: Request, tid: str) -> dict:
                        f"Transfer {tid} is {t.status}; only a requested (not yet dispatched) transfer can be cancelled.")
     now = clock.now()
     t.status, t.updated_at, t.version = "cancelled", now, t.version + 1
-    await session.commit()
+    await session.flush()
     return await _render(session, t)
 
 

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.core.models import id_field, json_field, ts_field
@@ -33,7 +33,7 @@ class PriceEntry(SQLModel, table=True):
     price_list_id: str = Field(foreign_key="price_lists.id", primary_key=True, max_length=40, ondelete="CASCADE")
     sku: str = Field(primary_key=True, max_length=100)
     min_quantity: int = Field(primary_key=True, default=1)
-    amount: int
+    amount: int = Field(sa_type=BigInteger)  # money: 64 bits (schemas allow up to MAX_AMOUNT)
     updated_at: datetime = ts_field()
 
 

@@ -4,11 +4,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from app.core.schemas import Amount, Code, Currency, Country, Input, Name, PosInt
+from app.core.schemas import Amount, Bool, Code, Currency, Country, Input, Int, Name, PosInt, Version
 
 PromotionType = Literal["buy_x_pay_y", "tiered_percent", "percent_off", "amount_off", "bundle_price"]
 TaxClass = Literal["standard", "reduced", "zero"]
-Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+Priority = Annotated[Int, Field(ge=-1_000_000, le=1_000_000)]
 CategoryRef = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\w[\w .&'\-]*(?:/\w[\w .&'\-]*)*$")]
 Coupon = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
 
@@ -34,7 +34,7 @@ class PriceListCreate(Input):
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     priority: Priority = 0
-    active: bool = True
+    active: Bool = True
 
 
 class PriceListUpdate(Input):
@@ -44,8 +44,8 @@ class PriceListUpdate(Input):
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     priority: Priority | None = None
-    active: bool | None = None
-    version: int | None = None
+    active: Bool | None = None
+    version: Version | None = None
 
 
 class PriceIn(Input):
@@ -57,12 +57,12 @@ class PriceIn(Input):
 class TaxRateCreate(Input):
     country: Country
     tax_class: TaxClass
-    rate_bp: Annotated[int, Field(ge=0, le=10_000, description="Basis points: 1900 = 19 %")]
+    rate_bp: Annotated[Int, Field(ge=0, le=10_000, description="Basis points: 1900 = 19 %")]
 
 
 class TaxRateUpdate(Input):
-    rate_bp: Annotated[int, Field(ge=0, le=10_000)]
-    version: int | None = None
+    rate_bp: Annotated[Int, Field(ge=0, le=10_000)]
+    version: Version | None = None
 
 
 class PromotionCreate(Input):
@@ -78,8 +78,8 @@ class PromotionCreate(Input):
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     priority: Priority = 0
-    stackable: bool = True
-    active: bool = True
+    stackable: Bool = True
+    active: Bool = True
 
 
 class PromotionUpdate(Input):
@@ -93,14 +93,14 @@ class PromotionUpdate(Input):
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     priority: Priority | None = None
-    stackable: bool | None = None
-    active: bool | None = None
-    version: int | None = None
+    stackable: Bool | None = None
+    active: Bool | None = None
+    version: Version | None = None
 
 
 class QuoteLineIn(Input):
     sku: Code
-    quantity: Annotated[int, Field(ge=1, le=100_000)]
+    quantity: Annotated[Int, Field(ge=1, le=100_000)]
 
 
 class QuoteRequest(Input):

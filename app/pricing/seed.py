@@ -70,5 +70,5 @@ async def seed_demo(session: AsyncSession) -> list[str]:
         assert not engine.validate_params(spec["type"], spec["params"])
         session.add(Promotion(id=new_id("promo"), **spec))
         made.append(f"promotion {spec['code']}")
-    await session.commit()
+    await session.flush()
     return made

@@ -5,6 +5,7 @@ orders, POS sales, marketplace listings): it loads the inputs in a few set-based
 whatever the basket size (POST /v1/pricing/quote: four, the API-key lookup included), and
 hands them to `engine.quote`.
 """
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,11 +15,13 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.service import chunks, lookup_skus, where_in
+from app.catalog.service import canonical, canonical_sku, chunks, lookup_skus, sku_key, where_in
 from app.channels.models import Channel
+from app.channels.service import channel_row
 from app.core import clock
 from app.core.concurrency import apply_changes, check_version
-from app.core.db import committed_unique
+from app.core.cache import Cache
+from app.core.db import flush_unique
 from app.core.errors import ApiError
 from app.core.ids import new_id
 from app.core.pagination import PageParams, apply_page, page_result
@@ -73,14 +76,17 @@ async def _check_channels(session: AsyncSession, codes: list[str] | None, field:
         raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
 
 
-async def _check_skus(session: AsyncSession, items: list[tuple[str, str]]) -> None:
-    """items: (field path, sku); 422 naming every SKU the catalog does not know."""
-    if not items:
-        return
-    known = await lookup_skus(session, {s for _, s in items})
-    errors = [{"field": f, "message": f"Unknown SKU {s!r}."} for f, s in items if s not in known]
+async def _check_skus(session: AsyncSession, items: list[tuple[str, str]], also: Iterable[str] = ()) -> dict[str, str]:
+    """items: (field path, sku); 422 naming every SKU the catalog does not know. Returns
+    {given spelling: stored spelling} for the known SKUs of `items` and `also` (not checked)."""
+    wanted = {s for _, s in items} | set(also)
+    if not wanted:
+        return {}
+    stored = canonical(wanted, await lookup_skus(session, wanted))
+    errors = [{"field": f, "message": f"Unknown SKU {s!r}."} for f, s in items if s not in stored]
     if errors:
         raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
+    return stored
 
 
 # --------------------------------------------------------------------------- price lists
@@ -122,10 +128,9 @@ async def create_price_list(session: AsyncSession, data: PriceListCreate) -> dic
     pl = PriceList(id=new_id("pl"), code=data.code, name=data.name, currency=data.currency, channels=data.channels,
                    customer_group=data.customer_group, valid_from=valid_from, valid_to=valid_to,
                    priority=data.priority, active=data.active)
-    async with committed_unique(session, "price list", data.code):
-        session.add(pl)
-        await session.flush()
-        await _price_list_event(session, pl, change="created")
+    session.add(pl)
+    await flush_unique(session, "price list", data.code)
+    await _price_list_event(session, pl, change="created")
     return render_price_list(pl)
 
 
@@ -143,7 +148,7 @@ async def update_price_list(session: AsyncSession, request: Request, ref: str, d
     changes = apply_changes(pl, changes)
     if changes:
         await _price_list_event(session, pl, change="updated", fields=sorted(changes))
-    await session.commit()
+    await session.flush()
     return render_price_list(pl)
 
 
@@ -164,13 +169,15 @@ async def put_prices(session: AsyncSession, request: Request, ref: str, items: l
     seen: dict[tuple[str, int], int] = {}
     errors = []
     for i, p in enumerate(items):
-        key = (p.sku, p.min_quantity)
+        key = (sku_key(p.sku), p.min_quantity)  # one SKU in two spellings is still one SKU
         if key in seen:
             errors.append({"field": f"[{i}].sku", "message": f"{p.sku!r} with min_quantity {p.min_quantity} is also at [{seen[key]}]."})
         seen.setdefault(key, i)
     if errors:
         raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
-    await _check_skus(session, [(f"[{i}].sku", p.sku) for i, p in enumerate(items) if p.amount is not None])
+    stored = await _check_skus(session, [(f"[{i}].sku", p.sku) for i, p in enumerate(items) if p.amount is not None],
+                               also=[p.sku for p in items if p.amount is None])
+    items = [p.model_copy(update={"sku": stored[p.sku]}) if stored.get(p.sku, p.sku) != p.sku else p for p in items]
     now = clock.now()
     upserts = [{"price_list_id": pl.id, "sku": p.sku, "min_quantity": p.min_quantity, "amount": p.amount, "updated_at": now}
                for p in items if p.amount is not None]
@@ -193,7 +200,7 @@ async def put_prices(session: AsyncSession, request: Request, ref: str, items: l
     pl.updated_at = now
     await _price_list_event(session, pl, change="prices", prices_set=len(upserts), prices_removed=removed,
                             skus=sorted({p.sku for p in items})[:100])
-    await session.commit()
+    await session.flush()
     return {"price_list": pl.code, "version": pl.version, "set": len(upserts), "removed": removed}
 
 
@@ -201,7 +208,7 @@ async def list_prices(session: AsyncSession, ref: str, page: PageParams, sku: st
     pl = await get_price_list(session, ref)
     stmt = select(PE.c.sku, PE.c.min_quantity, PE.c.amount, PE.c.updated_at).where(PE.c.price_list_id == pl.id)
     if sku:
-        stmt = stmt.where(PE.c.sku == sku)
+        stmt = stmt.where(PE.c.sku == await canonical_sku(session, sku))
     # keyset on (sku, min_quantity), encoded as one cursor string
     if page.after:
         s, _, q = page.after.rpartition("\x1f")
@@ -235,15 +242,15 @@ async def put_tax_rate(session: AsyncSession, data: TaxRateCreate) -> tuple[dict
         if t is not None:
             if t.rate_bp != data.rate_bp:
                 t.rate_bp, t.version, t.updated_at = data.rate_bp, t.version + 1, clock.now()
-            await session.commit()
+            await session.flush()
             return render_tax_rate(t), False
         t = TaxRate(id=new_id("tax"), country=data.country, tax_class=data.tax_class, rate_bp=data.rate_bp)
-        session.add(t)
         try:
-            await session.commit()
+            async with session.begin_nested():
+                session.add(t)
             return render_tax_rate(t), True
         except IntegrityError:  # created concurrently: update that one
-            await session.rollback()
+            session.expunge(t)
     raise ApiError(409, "conflict", "The tax rate changed concurrently; retry.")
 
 
@@ -256,7 +263,7 @@ async def update_tax_rate(session: AsyncSession, request: Request, ref: str, dat
         t.rate_bp = data.rate_bp
         t.version += 1
         t.updated_at = clock.now()
-    await session.commit()
+    await session.flush()
     return render_tax_rate(t)
 
 
@@ -300,7 +307,11 @@ async def _validate_promotion(session: AsyncSession, values: dict, own_id: str |
     skus = [(f"skus[{i}]", s) for i, s in enumerate(values.get("skus") or [])]
     if values["type"] == "bundle_price":
         skus += [(f"params.items[{i}].sku", it["sku"]) for i, it in enumerate(values["params"]["items"])]
-    await _check_skus(session, skus)
+    stored = await _check_skus(session, skus)
+    if values.get("skus"):  # kept in the stored spelling: the engine compares exact SKUs
+        values["skus"] = [stored[s] for s in values["skus"]]
+    if values["type"] == "bundle_price":
+        values["params"] = {**values["params"], "items": [{**it, "sku": stored[it["sku"]]} for it in values["params"]["items"]]}
     candidate = to_engine(_Obj(values))
     if candidate.stackable or not candidate.active:
         return
@@ -343,8 +354,8 @@ async def create_promotion(session: AsyncSession, data: PromotionCreate) -> dict
     values["params"] = _params(data.type, data.params)
     await _validate_promotion(session, values)
     p = Promotion(id=new_id("promo"), **values)
-    async with committed_unique(session, "promotion", data.code):
-        session.add(p)
+    session.add(p)
+    await flush_unique(session, "promotion", data.code)
     return render_promotion(p)
 
 
@@ -363,8 +374,9 @@ async def update_promotion(session: AsyncSession, request: Request, ref: str, da
     if "params" in changes:
         values["params"] = changes["params"] = _params(p.type, changes["params"])
     await _validate_promotion(session, values, own_id=p.id)
+    changes.update({f: values[f] for f in ("skus", "params") if f in changes})  # SKUs in their stored spelling
     apply_changes(p, changes)
-    await session.commit()
+    await session.flush()
     return render_promotion(p)
 
 
@@ -399,11 +411,9 @@ async def customer_group_of(session: AsyncSession, ref: str) -> str | None:
         raise
 
 
-async def load_channel(session: AsyncSession, code: str, *, with_stamp: bool = False) -> Any:
-    """The channels row by code or id (422 naming it when unknown). `with_stamp` reads the
-    reference-data stamp in the same statement (quotes: one round trip less)."""
-    stmt = select(CH, *_STAMP_COLUMNS) if with_stamp else select(CH)
-    row = (await session.execute(stmt.where(or_(CH.c.code == code, CH.c.id == code)))).first()
+async def load_channel(session: AsyncSession, code: str) -> Any:
+    """The channels row by code or id (422 naming it when unknown), from the channels cache."""
+    row = await channel_row(session, code)
     if row is None:
         raise ApiError(422, "validation_error", f"Unknown channel {code!r}.",
                        errors=[{"field": "channel", "message": f"Unknown channel {code!r}."}])
@@ -421,7 +431,8 @@ class ReferenceData:
     tax: dict[str, dict[str, int]]  # country -> tax class -> bp
 
 
-_reference: dict[str, tuple[tuple, ReferenceData]] = {}
+_reference: dict[str, tuple[tuple, ReferenceData]] = {}  # by stamp: when the cache below cannot serve
+_pricing = Cache("pricing")  # dropped in every worker when a price list, promotion or tax rate changes
 
 
 _STAMP_COLUMNS = tuple(
@@ -437,23 +448,24 @@ _STAMP_COLUMNS = tuple(
 _STAMP = select(*_STAMP_COLUMNS)
 
 
-def _row_stamp(channel: Any) -> tuple | None:
-    """The stamp read together with the channel row (load_channel(with_stamp=True)), if it was."""
-    fields = getattr(channel, "_fields", ())
-    if "ref_stamp_0" not in fields:
-        return None
-    return tuple(getattr(channel, f"ref_stamp_{i}") for i in range(len(_STAMP_COLUMNS)))
+async def reference_data(session: AsyncSession) -> ReferenceData:
+    """Price lists, promotions and tax rates for the engine. Served from the process's cache
+    (no statement) while it can hear changes (app/core/cache.py); otherwise one small statement
+    checks a stamp (row counts and version sums: every create and every change moves one, nothing
+    is ever deleted) and only when it moved are they loaded again."""
+    hit = _pricing.get("reference")
+    if hit is not None:
+        return hit
+    generation = _pricing.generation
+    data = await _reference_by_stamp(session)
+    _pricing.put("reference", data, generation)
+    return data
 
 
-async def reference_data(session: AsyncSession, stamp: tuple | None = None) -> ReferenceData:
-    """One small statement checks the stamp (row counts and version sums: every create and every
-    change moves one, nothing is ever deleted); only when it moved are the lists, promotions and
-    rates loaded again. Safe with many workers: nothing is trusted without the stamp read in this
-    transaction (`stamp`, when the caller read it with the channel in the same transaction)."""
-    if stamp is None:
-        stamp = tuple((await session.execute(_STAMP)).one())
-    stamp = tuple(int(x) for x in stamp)
-    key = str(session.bind.url) if session.bind is not None else ""
+async def _reference_by_stamp(session: AsyncSession) -> ReferenceData:
+    stamp = tuple(int(x) for x in (await session.execute(_STAMP)).one())
+    bind = session.bind
+    key = str(getattr(bind, "url", None) or bind.engine.url) if bind is not None else ""
     cached = _reference.get(key)
     if cached is not None and cached[0] == stamp:
         return cached[1]
@@ -488,9 +500,13 @@ async def quote_basket(session: AsyncSession, channel: Any, lines: list[tuple[st
     coupons = tuple(dict.fromkeys(c.upper() for c in coupon_codes))
     skus = sorted({s for s, _ in lines})
     infos = await lookup_skus(session, skus, channel=channel.code)
+    stored = canonical(skus, infos)  # any spelling in, the stored one priced and answered
+    if any(stored.get(s, s) != s for s in skus):
+        lines = [(stored.get(s, s), q) for s, q in lines]
+        skus = sorted({s for s, _ in lines})
     facts = {s: engine.SkuFacts(s, i.tax_class, i.category, i.components) for s, i in infos.items()}
     wanted = set(skus) | {c for i in infos.values() for c, _ in i.components}
-    ref = await reference_data(session, _row_stamp(channel))
+    ref = await reference_data(session)
     rows = []
     for part in chunks(sorted(wanted)):
         rows += (await session.execute(_prices_stmt(session, part))).all()
@@ -521,9 +537,9 @@ async def quote(session: AsyncSession, who: Any, body: QuoteRequest) -> dict:
     if code is None:
         raise ApiError(422, "validation_error", "channel is required for this API key.",
                        errors=[{"field": "channel", "message": "Required."}])
-    if not who.is_admin and who.channel is not None:
+    if not who.is_admin:  # a bound key quotes in its own channel only
         who.channel_or_404(code, "Channel")
-    channel = await load_channel(session, code, with_stamp=True)
+    channel = await load_channel(session, code)
     group = None
     if body.customer_group is not None:
         if who.role not in ("admin", "pos"):

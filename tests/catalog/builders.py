@@ -37,7 +37,7 @@ async def create_product(client, admin, **kw) -> dict:
 
 
 class Keys:
-    """A web channel + its storefront key, a marketplace channel + key, a pos channel + store + pos keys."""
+    """A web channel + its storefront key, a marketplace channel + key, a pos channel + store + pos key."""
 
     async def setup(self, client, admin):
         self.web = (await create_channel(client, admin, "web"))["code"]
@@ -50,7 +50,6 @@ class Keys:
         self.storefront2 = auth(await make_key("storefront", channel=self.web2))
         self.marketplace = auth(await make_key("marketplace", channel=self.market))
         self.pos_bound = auth(await make_key("pos", channel=self.pos_channel, location=self.store))
-        self.pos_free = auth(await make_key("pos", location=self.store))
         self.dropshipper = auth(await make_key("dropshipper", location=self.partner))
         return self
 

@@ -1,21 +1,21 @@
 """The demo catalog: realistic, visible in the demo channels, idempotent."""
 from app.catalog.seed import SEED_SKUS, seed_demo
-from app.core.db import sessionmaker
+from app.core.db import unit_of_work
 from app.seed import seed_locations_and_channels
 from tests.conftest import auth, make_key
 
 
 async def _demo_channels():
     """What app/seed.py creates before the catalog seed runs (only what is missing)."""
-    async with sessionmaker()() as session:
+    async with unit_of_work() as session:
         await seed_locations_and_channels(session)
 
 
 async def test_seed_demo_is_idempotent(client, admin):
     await _demo_channels()
-    async with sessionmaker()() as session:
+    async with unit_of_work() as session:
         first = await seed_demo(session)
-    async with sessionmaker()() as session:
+    async with unit_of_work() as session:
         assert await seed_demo(session) == []
     assert len(SEED_SKUS) == len(set(SEED_SKUS))
     for s in ("TS-BLK-M", "WINE-RIES-075", "CHEESE-GOUDA", "GIFT-BOX"):

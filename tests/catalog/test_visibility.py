@@ -40,7 +40,6 @@ async def test_visibility_matrix(client, admin, world):
         "storefront other channel": (k.storefront2, set()),
         "marketplace": (k.marketplace, {"A", "B"}),
         "pos bound to a pos channel": (k.pos_bound, {"D"}),
-        "pos without channel": (k.pos_free, {"A", "B", "D", "F"}),
     }
     for who, (headers, names) in expected.items():
         assert await _names(client, headers, tag) == names, who
@@ -114,4 +113,4 @@ async def test_status_change_hides_from_channels(client, admin, world):
     assert_problem(await client.get(url, headers=k.storefront), 404, "not_found")
     r = await client.patch(url, json={"status": "active", "channels": []}, headers=admin)
     assert_problem(await client.get(url, headers=k.storefront), 404, "not_found")
-    assert (await client.get(url, headers=k.pos_free)).status_code == 200
+    assert_problem(await client.get(url, headers=k.pos_bound), 404, "not_found")  # POS keys see their pos channel only

@@ -63,7 +63,6 @@ async def test_bindings_validated(client, admin):
     ok = [
         {"role": "storefront", "channel": web["code"]},
         {"role": "marketplace", "channel": mkt["code"]},
-        {"role": "pos", "location": store["code"]},
         {"role": "pos", "location": store["code"], "channel": pos_ch["code"]},
         {"role": "dropshipper", "location": partner["code"]},
         {"role": "storefront", "channel": web["id"]},  # ids are accepted where codes are
@@ -78,8 +77,11 @@ async def test_bindings_validated(client, admin):
         ({"role": "storefront", "channel": mkt["code"]}, "channel"),
         ({"role": "storefront", "channel": "no-such"}, "channel"),
         ({"role": "marketplace", "channel": web["code"]}, "channel"),
+        ({"role": "pos", "channel": pos_ch["code"]}, "location"),
+        ({"role": "pos", "location": store["code"]}, "channel"),  # a POS key needs its pos channel too
+        ({"role": "pos"}, "channel"),
         ({"role": "pos"}, "location"),
-        ({"role": "pos", "location": wh["code"]}, "location"),
+        ({"role": "pos", "location": wh["code"], "channel": pos_ch["code"]}, "location"),
         ({"role": "pos", "location": store["code"], "channel": web["code"]}, "channel"),
         ({"role": "dropshipper", "location": store["code"]}, "location"),
         ({"role": "dropshipper"}, "location"),
@@ -99,12 +101,13 @@ async def test_role_matrix(client, admin):
     web = await create_channel(client, admin, "web")
     other = await create_channel(client, admin, "web")
     mkt = await create_channel(client, admin, "marketplace")
+    pos_ch = await create_channel(client, admin, "pos")
     store = await create_location(client, admin, "store")
     partner = await create_location(client, admin, "partner")
     partner2 = await create_location(client, admin, "partner")
     keys = {
         "storefront": auth(await make_key("storefront", channel=web["code"])),
-        "pos": auth(await make_key("pos", location=store["code"])),
+        "pos": auth(await make_key("pos", channel=pos_ch["code"], location=store["code"])),
         "marketplace": auth(await make_key("marketplace", channel=mkt["code"])),
         "dropshipper": auth(await make_key("dropshipper", location=partner["code"])),
     }

@@ -1,11 +1,25 @@
 """problem+json for every failure; no client input produces a 500."""
-from tests.helpers import assert_problem, create_channel
+from tests.helpers import assert_problem, create_channel, create_location
 from tests.conftest import uid
 
 
 async def test_unknown_path_and_method(client, admin):
     assert_problem(await client.get("/v1/nothing-here", headers=admin), 404, "not_found")
     assert_problem(await client.delete("/v1/channels", headers=admin), 405, "method_not_allowed")
+
+
+async def test_405_allow_lists_every_method_of_the_path(client, admin):
+    ch = await create_channel(client, admin)
+    # /v1/channels/{ref} is served by a GET and a PATCH route: Allow names both, not just the first route's
+    r = await client.put(f"/v1/channels/{ch['code']}", json={}, headers=admin)
+    assert_problem(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET, PATCH"
+    r = await client.delete("/v1/channels", headers=admin)
+    assert_problem(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET, POST"
+    r = await client.post("/v1/variants/SOME-SKU", json={}, headers=admin)
+    assert_problem(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET, PATCH, DELETE"
 
 
 async def test_invalid_json_is_400(client, admin):
@@ -90,3 +104,41 @@ def test_ids_keep_creation_order_within_a_millisecond():
     ids += new_ids("mov", 3000) + [new_id("mov") for _ in range(10)] + new_ids("mov", 5)  # bulk ids interleaved
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert all(len(i) == len("mov_") + 26 for i in ids)
+
+
+async def test_field_of_a_single_object_body_never_starts_with_an_index(client, admin):
+    """errors[].field is the path in the body as sent: a body that is one object has no index
+    in front (not "0.sku"), and pydantic's union-member names ("constrained-str") are not fields."""
+    from tests.catalog.builders import sku
+
+    loc = (await create_location(client, admin, "store"))["code"]
+    r = await client.post("/v1/reservations", headers=admin,
+                          json={"sku": "NO-SUCH-SKU", "location": "no-such-location", "quantity": 1, "ttl_seconds": 60})
+    assert [e["field"] for e in assert_problem(r, 422, "validation_error")["errors"]] == ["sku", "location"]
+    r = await client.post("/v1/inventory/transfers", headers=admin,
+                          json={"from": "no-such-location", "to": loc, "lines": [{"sku": "X", "quantity": 1}]})
+    assert [e["field"] for e in assert_problem(r, 422, "validation_error")["errors"]] == ["from"]
+    r = await client.post("/v1/inventory/transfers", headers=admin,
+                          json={"from": loc, "to": "nowhere-else", "lines": [{"sku": "X", "quantity": 1}]})
+    assert [e["field"] for e in assert_problem(r, 422, "validation_error")["errors"]] == ["to"]
+    # a value no member of a union accepts: one entry, named by the field
+    r = await client.post("/v1/products", headers=admin, json={
+        "title": "x", "variants": [{"sku": sku(), "attributes": {"material": {"nested": 1}, "sizes": [{"x": 1}]}}]})
+    errors = assert_problem(r, 422, "validation_error")["errors"]
+    assert [e["field"] for e in errors] == ["variants[0].attributes.material", "variants[0].attributes.sizes",
+                                            "variants[0].attributes.sizes[0]"]
+    assert all(e["message"] for e in errors)
+    # a body that is a list keeps its index
+    r = await client.put("/v1/price-lists/none/prices", headers=admin, json=[{"sku": "A", "amount": "x"}])
+    assert [e["field"] for e in assert_problem(r, 422, "validation_error")["errors"]] == ["[0].amount"]
+
+
+def test_field_path_leaves_out_schema_tags():
+    from app.core.errors import field_path
+
+    assert field_path(("body", "lines", 0, "sku")) == "lines[0].sku"
+    assert field_path(("body", "attributes", "a", "constrained-str")) == "attributes.a"
+    assert field_path(("body", "a", "list[union[constrained-str,constrained-int]]", 2, "constrained-int")) == "a[2]"
+    assert field_path(("body", "channels", "function-after[_unique(), list[constrained-str]]", 1)) == "channels[1]"
+    assert field_path(("body",)) == "body"
+    assert field_path(("query", "limit")) == "limit"

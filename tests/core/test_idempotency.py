@@ -2,11 +2,11 @@
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.channels.models import Channel
 from app.core import clock
-from app.core.db import sessionmaker
+from app.core.db import get_engine, sessionmaker
 from app.core.idempotency import IdempotencyRecord
 from tests.conftest import auth, make_key, uid
 from tests.helpers import assert_problem
@@ -69,30 +69,35 @@ async def test_keys_are_scoped_per_api_key(client, admin):
     assert r.status_code == 201 and "idempotent-replayed" not in r.headers
 
 
-async def test_in_use_is_409(client, admin_secret, admin):
+async def test_in_use_is_409_while_the_first_holds_the_key(client, admin_secret, admin, backend):
+    """PostgreSQL: the first request holds a transaction-scoped advisory lock on the key; a second
+    one meanwhile answers 409 in_use, and once the first is gone (its connection closed: a
+    crash) nothing is left behind, so a retry runs. SQLite serializes writers: the second waits
+    for the first and then replays it (covered by the simultaneous-requests test)."""
     from app.auth.service import principal_for_secret
+    from app.core.idempotency import lock_id
 
+    if backend != "postgres":
+        r = await client.post("/v1/channels", json=channel_body(uid("c")), headers=admin | {"Idempotency-Key": uid("idem")})
+        assert r.status_code == 201
+        return
     async with sessionmaker()() as s:
         principal = await principal_for_secret(s, admin_secret)
+        await s.commit()
     key = uid("idem")
     body = channel_body(uid("c"))
-    from app.core.idempotency import fingerprint
-    import orjson
-
-    fp = fingerprint("POST", "/v1/channels", b"", orjson.dumps(body))
-    async with sessionmaker()() as s:
-        s.add(IdempotencyRecord(api_key_id=principal.key_id, key=key, fingerprint=fp, state="running", created_at=clock.now()))
-        await s.commit()
-    r = await client.post("/v1/channels", json=body, headers=admin | {"Idempotency-Key": key})
-    assert_problem(r, 409, "idempotency_key_in_use")
-    assert r.headers["retry-after"] == "1"
-    # an abandoned claim (the worker died) is taken over after the lock timeout
-    clock.advance(timedelta(minutes=5))
+    holder = await get_engine().connect()  # plays the first request, still running
     try:
+        await holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(principal.key_id, key)})
         r = await client.post("/v1/channels", json=body, headers=admin | {"Idempotency-Key": key})
-        assert r.status_code == 201, r.text
+        assert_problem(r, 409, "idempotency_key_in_use")
+        assert r.headers["retry-after"] == "1"
+        assert await _count_channels(body["code"]) == 0
     finally:
-        clock.reset()
+        await holder.close()  # the first request died: its lock went with its connection
+    r = await client.post("/v1/channels", json=body, headers=admin | {"Idempotency-Key": key})
+    assert r.status_code == 201 and "idempotent-replayed" not in r.headers
+    assert await _count_channels(body["code"]) == 1
 
 
 async def test_key_expires_after_24h(client, admin):

@@ -30,12 +30,14 @@ def test_migrate_seed_create_key_and_serve(live_server):
     assert r.status_code == 200
     codes = {c["code"] for c in r.json()["data"]}
     assert {"web-de", "app-de", "pos-de", "amazon-de"} <= codes
-    out = cli("create-api-key", "--role", "pos", "--name", "till 1", "--location", "st-hamburg").stdout
+    out = cli("create-api-key", "--role", "pos", "--name", "till 1", "--location", "st-hamburg", "--channel", "pos-de").stdout
     pos_secret = out.strip().splitlines()[-1]
     r = httpx.get(live_server + "/v1/api-keys", headers={"Authorization": f"Bearer {pos_secret}"})
     assert r.status_code == 403
-    bad = cli("create-api-key", "--role", "pos", "--name", "x", "--location", "wh-central", check=False)
+    bad = cli("create-api-key", "--role", "pos", "--name", "x", "--location", "wh-central", "--channel", "pos-de", check=False)
     assert bad.returncode != 0 and "store" in bad.stderr
+    bad = cli("create-api-key", "--role", "pos", "--name", "x", "--location", "st-hamburg", check=False)
+    assert bad.returncode != 0 and "channel" in bad.stderr  # a POS key needs its pos channel
 
 
 def test_worker_once():

@@ -14,6 +14,7 @@ class World:
         self.be = (await create_location(client, admin, "store", lat=52.52, lon=13.405))["code"]  # Berlin
         self.partner = (await create_location(client, admin, "partner"))["code"]
         self.web = (await create_channel(client, admin, "web", fulfillment_locations=[self.wh, self.hh, self.be]))["code"]
+        self.pos = (await create_channel(client, admin, "pos"))["code"]  # the stores' tills sell in it
         self.a, self.b, self.c, self.box, self.free = sku("A"), sku("B"), sku("C"), sku("BOX"), sku("SVC")
         chans = [self.web]
         for s in (self.a, self.b, self.c):

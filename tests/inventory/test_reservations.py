@@ -109,7 +109,7 @@ async def test_bad_reservations(client, admin, world):
     stranger = auth(await make_key("storefront", channel=other))
     assert_problem(await client.get(f"/v1/reservations/{rid}", headers=stranger), 404, "not_found")
     assert_problem(await client.delete(f"/v1/reservations/{rid}", headers=stranger), 404, "not_found")
-    pos_be = auth(await make_key("pos", location=w.be))
+    pos_be = auth(await make_key("pos", channel=w.pos, location=w.be))
     r = await client.post("/v1/reservations", headers=pos_be, json={"sku": w.a, "location": w.hh, "quantity": 1, "ttl_seconds": 60})
     assert_problem(r, 404, "not_found")
 

@@ -3,7 +3,7 @@ from sqlalchemy import func, select
 
 from app.catalog.seed import SEED_SKUS
 from app.catalog.seed import seed_demo as seed_catalog
-from app.core.db import sessionmaker
+from app.core.db import unit_of_work
 from app.inventory.models import StockLevel, StockMovement
 from app.inventory.seed import seed_demo
 from app.seed import seed_locations_and_channels
@@ -11,23 +11,23 @@ from tests.inventory.builders import ledger_matches
 
 
 async def _seed_movements() -> list[tuple]:
-    async with sessionmaker()() as s:
+    async with unit_of_work() as s:
         return list((await s.execute(select(StockMovement.sku, StockMovement.location_id, StockMovement.quantity,
                                             StockMovement.reason)
                                      .where(StockMovement.reference == "seed-demo").order_by(StockMovement.id))).all())
 
 
 async def test_seed_demo_stock_is_idempotent(client, admin):
-    async with sessionmaker()() as s:
+    async with unit_of_work() as s:
         await seed_locations_and_channels(s)
-    async with sessionmaker()() as s:
+    async with unit_of_work() as s:
         await seed_catalog(s)
-    async with sessionmaker()() as s:
+    async with unit_of_work() as s:
         first = await seed_demo(s)  # [] when an earlier test of this run seeded already
     assert first == [] or first[0].startswith("stock ")
     moves = await _seed_movements()
     assert moves and {m.reason for m in moves} == {"receipt"} and all(m.quantity > 0 for m in moves)
-    async with sessionmaker()() as s:
+    async with unit_of_work() as s:
         assert await seed_demo(s) == []
         levels = (await s.execute(select(func.count()).select_from(StockLevel)
                                   .where(StockLevel.sku.in_(SEED_SKUS)))).scalar_one()

@@ -85,7 +85,7 @@ async def test_put_levels_is_all_or_nothing(client, admin, world):
 
 async def test_roles_and_bindings(client, admin, world):
     w = world
-    pos = auth(await make_key("pos", location=w.hh))
+    pos = auth(await make_key("pos", channel=w.pos, location=w.hh))
     partner = auth(await make_key("dropshipper", location=w.partner))
     shop = auth(await make_key("storefront", channel=w.web))
     body = {"sku": w.c, "delta": 3, "reason": "receipt"}

@@ -72,8 +72,8 @@ async def test_bad_transfers(client, admin, world):
 async def test_pos_works_its_own_transfers(client, admin, world):
     w = world
     await put_levels(client, admin, w.be, **{w.c: 5})
-    pos_hh = auth(await make_key("pos", location=w.hh))
-    pos_be = auth(await make_key("pos", location=w.be))
+    pos_hh = auth(await make_key("pos", channel=w.pos, location=w.hh))
+    pos_be = auth(await make_key("pos", channel=w.pos, location=w.be))
     r = await client.post("/v1/inventory/transfers", headers=pos_hh, json={"from": w.be, "to": w.hh, "lines": [{"sku": w.c, "quantity": 2}]})
     assert r.status_code == 201
     tid = r.json()["id"]

@@ -1,17 +1,17 @@
 """The demo prices: idempotent, and the demo basket prices as the README says."""
 from app.catalog.seed import seed_demo as seed_catalog
-from app.core.db import sessionmaker
+from app.core.db import unit_of_work
 from app.pricing.seed import seed_demo as seed_pricing
 from app.seed import _name_price_lists, seed_locations_and_channels
 
 
 async def test_seed_demo_prices(client, admin):
-    async with sessionmaker()() as session:
+    async with unit_of_work() as session:
         await seed_locations_and_channels(session)
         await seed_catalog(session)
         await seed_pricing(session)
         await _name_price_lists(session)
-    async with sessionmaker()() as session:
+    async with unit_of_work() as session:
         assert await seed_pricing(session) == []
     ch = (await client.get("/v1/channels/web-de", headers=admin)).json()
     assert ch["price_lists"] == ["retail-eur"]

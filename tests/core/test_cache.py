@@ -1,0 +1,82 @@
+"""Reference data served from each process's cache, dropped in every process the moment it
+changes: a revoked key, a changed channel or a new promotion take effect on the next request,
+also in another server process; a cache that cannot hear changes is not used."""
+import asyncio
+
+import httpx
+from sqlalchemy import text
+
+from app.core import cache
+from app.core.db import get_engine
+from tests.conftest import auth, make_key, uid
+from tests.helpers import assert_problem, create_channel
+
+
+async def test_revocation_reaches_every_process(client, admin, live_server):
+    secret = await make_key("admin")
+    async with httpx.AsyncClient(base_url=live_server, timeout=30) as other:
+        for _ in range(3):  # the other process now serves this key from its cache
+            assert (await other.get("/v1/channels", headers=auth(secret))).status_code == 200
+        assert (await client.get("/v1/channels", headers=auth(secret))).status_code == 200  # and so does this one
+        key_id = next(k["id"] for k in (await client.get("/v1/api-keys", params={"limit": 500}, headers=admin)).json()["data"]
+                      if secret.startswith(k["prefix"]))
+        assert (await client.delete(f"/v1/api-keys/{key_id}", headers=admin)).status_code == 204
+        assert_problem(await client.get("/v1/channels", headers=auth(secret)), 401, "unauthenticated")
+        assert_problem(await other.get("/v1/channels", headers=auth(secret)), 401, "unauthenticated")
+
+
+async def test_channel_and_promotion_changes_reach_every_process(client, admin, live_server):
+    from tests.catalog.builders import create_product, sku
+
+    ch = (await create_channel(client, admin, "web"))["code"]
+    code = uid("pl")
+    assert (await client.post("/v1/price-lists", headers=admin, json={
+        "code": code, "currency": "EUR", "channels": [ch]})).status_code == 201
+    assert (await client.patch(f"/v1/channels/{ch}", headers=admin, json={"price_lists": [code]})).status_code == 200
+    s = sku("C")
+    await create_product(client, admin, channels=[ch], variants=[{"sku": s}])
+    assert (await client.put(f"/v1/price-lists/{code}/prices", headers=admin, json=[{"sku": s, "amount": 1000}])).status_code == 200
+    r = await client.post("/v1/tax-rates", headers=admin, json={"country": "DE", "tax_class": "standard", "rate_bp": 1900})
+    assert r.status_code in (200, 201) and r.json()["rate_bp"] == 1900
+    body = {"channel": ch, "lines": [{"sku": s, "quantity": 1}]}
+    async with httpx.AsyncClient(base_url=live_server, timeout=30) as other:
+        for _ in range(2):
+            assert (await other.get(f"/v1/channels/{ch}", headers=admin)).json()["name"] == "Test web"
+            q = await other.post("/v1/pricing/quote", headers=admin, json=body)
+            assert q.status_code == 200 and q.json()["total"] == 1000, q.text
+        assert (await client.patch(f"/v1/channels/{ch}", headers=admin, json={"name": "Renamed"})).status_code == 200
+        promo = uid("promo")
+        assert (await client.post("/v1/promotions", headers=admin, json={
+            "code": promo, "name": "10 %", "type": "percent_off", "params": {"percent_bp": 1000},
+            "skus": [s], "channels": [ch]})).status_code == 201
+        assert (await other.get(f"/v1/channels/{ch}", headers=admin)).json()["name"] == "Renamed"
+        assert (await other.post("/v1/pricing/quote", headers=admin, json=body)).json()["total"] == 900
+        assert (await client.post("/v1/pricing/quote", headers=admin, json=body)).json()["total"] == 900
+
+
+async def test_a_cache_that_cannot_hear_changes_is_not_used(client, admin, backend):
+    ch = (await create_channel(client, admin, "web"))["code"]
+    assert (await client.get(f"/v1/channels/{ch}", headers=admin)).status_code == 200
+    assert (await client.get(f"/v1/channels/{ch}", headers=admin)).json()["name"] == "Test web"  # cached
+    if backend == "postgres":
+        assert cache.bus.listening
+        pid = cache.bus.connection.get_server_pid()
+        async with get_engine().connect() as conn:  # the LISTEN connection dies
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await conn.commit()
+        for _ in range(100):
+            if not cache.bus.listening:
+                break
+            await asyncio.sleep(0.01)
+        assert not cache.bus.listening
+    # a change behind the API's back: on PostgreSQL nobody hears it, on SQLite data_version moves
+    async with get_engine().connect() as conn:
+        await conn.execute(text("UPDATE channels SET name = 'Changed behind' WHERE code = :c"), {"c": ch})
+        await conn.commit()
+    assert (await client.get(f"/v1/channels/{ch}", headers=admin)).json()["name"] == "Changed behind"
+    if backend == "postgres":
+        for _ in range(300):  # it comes back by itself (retried every second)
+            if cache.bus.listening:
+                break
+            await asyncio.sleep(0.02)
+        assert cache.bus.listening

@@ -46,6 +46,7 @@ ROUTER_MODULES = (
     "app.core.ops",
     "app.auth.router",
     "app.channels.router",
+    "app.locations.router",
     "app.catalog.router",
     "app.inventory.router",
     "app.pricing.router",

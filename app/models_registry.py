@@ -6,6 +6,7 @@ MODEL_MODULES = (
     "app.channels.models",
     "app.core.idempotency",
     "app.events.models",
+    "app.locations.models",
     "app.catalog.models",
     "app.inventory.models",
     "app.pricing.models",

@@ -8,9 +8,9 @@ from app.channels.models import Channel
 from app.channels.schemas import ChannelCreate
 from app.channels.service import create_channel
 from app.core.db import dispose_engine, unit_of_work
-from app.inventory.locations import create_location
-from app.inventory.models import Location
-from app.inventory.schemas import LocationCreate
+from app.locations.service import create_location
+from app.locations.models import Location
+from app.locations.schemas import LocationCreate
 
 LOCATIONS = [
     {"code": "wh-central", "name": "Zentrallager Kassel", "type": "warehouse", "priority": 10,

@@ -18,7 +18,7 @@ from app.core import clock
 from app.core.cache import Cache
 from app.core.errors import ApiError, not_found, validation_error
 from app.core.ids import new_id
-from app.inventory.models import Location
+from app.locations.models import Location
 
 SECRET_PREFIX = "uc_"
 

@@ -32,7 +32,8 @@ from app.catalog.schemas import (
     AttributesText, CategoryText, ChannelCodes, DescriptionText, Gtin, Handle, OptionsText, QuantityText, Sku, Status, TaxClass,
     TitleText,
 )
-from app.catalog.service import BC, P, PC, V, chunks, existing_channels, sku_key, sku_lower, where_in
+from app.catalog.service import BC, P, PC, V, existing_channels, sku_key, sku_lower
+from app.core.sql import chunks, where_in
 from app.core import clock
 from app.core.db import is_postgres
 from app.core.ids import new_ids

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.codes import make_gtin
 from app.catalog.schemas import ProductCreate
-from app.catalog.service import P, V, create_product, existing_channels, where_in
+from app.catalog.service import P, V, create_product, existing_channels
+from app.core.sql import where_in
 
 DEMO_CHANNELS = ["web-de", "app-de", "pos-de", "amazon-de"]
 SIZES = ["S", "M", "L"]

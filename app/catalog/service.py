@@ -10,7 +10,7 @@ Functions other domains call (read-only): `lookup_skus`, `get_sku`, `canonical_s
 `channel_variants`. SKUs match in any spelling and answer with the stored one (see "SKU spelling").
 """
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,7 @@ from app.catalog.schemas import ProductCreate, ProductUpdate, VariantCreate, Var
 from app.channels.models import Channel
 from app.core import clock
 from app.core.concurrency import check_version
+from app.core.sql import chunks, where_in
 from app.core.db import is_postgres
 from app.core.errors import ApiError
 from app.core.ids import new_id
@@ -42,28 +43,10 @@ PC = ProductChannel.__table__
 BC = BundleComponent.__table__
 CH = Channel.__table__
 
-IN_CHUNK = 5000  # values per IN (...) list: far below SQLite's and asyncpg's parameter limits
-
 PRODUCT_COLS = (P.c.id, P.c.handle, P.c.type, P.c.title, P.c.description, P.c.status, P.c.category,
                 P.c.attributes, P.c.tax_class, P.c.version, P.c.created_at, P.c.updated_at)
 VARIANT_COLS = (V.c.id, V.c.product_id, V.c.sku, V.c.gtin, V.c.title, V.c.options, V.c.attributes,
                 V.c.weight_grams, V.c.track_inventory, V.c.is_bundle, V.c.position, V.c.created_at, V.c.updated_at)
-
-
-def where_in(session: AsyncSession, column, values: Iterable):
-    """`column IN (...)`; on PostgreSQL `column = ANY(:array)`: one parameter, and a plan that
-    stays an index scan when the prepared statement switches to a generic plan (a generic
-    plan of `IN ($1 … $5000)` on a not-yet-analysed table degrades to a sequential scan
-    comparing every row with every parameter)."""
-    values = list(values)
-    if is_postgres(session):
-        return column == any_(bindparam(None, values, type_=PG_ARRAY(column.type), unique=True))
-    return column.in_(values)
-
-
-def chunks(values: Sequence, size: int = IN_CHUNK):
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
 
 
 # --------------------------------------------------------------------------- SKU spelling

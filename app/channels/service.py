@@ -12,7 +12,7 @@ from app.core.concurrency import apply_changes, check_version
 from app.core.db import flush_unique
 from app.core.errors import ApiError, not_found
 from app.core.ids import new_id
-from app.inventory.models import Location
+from app.locations.models import Location
 
 
 CH = Channel.__table__

@@ -34,14 +34,16 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.service import SkuInfo, canonical, chunks, lookup_skus, where_in
+from app.catalog.service import SkuInfo, canonical, lookup_skus
+from app.core.sql import chunks, where_in
 from app.core import clock
 from app.core.db import is_postgres
 from app.core.errors import ApiError
 from app.core.schemas import INT32_MAX
 from app.core.ids import new_id
 from app.events.service import emit_many
-from app.inventory.models import Location, ReservationItem, StockLevel, StockMovement
+from app.inventory.models import ReservationItem, StockLevel, StockMovement
+from app.locations.models import Location
 
 SL = StockLevel.__table__
 SM = StockMovement.__table__

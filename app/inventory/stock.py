@@ -8,7 +8,8 @@ from app.core.errors import ApiError
 from app.core.pagination import PageParams, apply_page, page_result
 from app.catalog.service import canonical, canonical_sku, lookup_skus, sku_key
 from app.inventory import service
-from app.inventory.models import Location, StockLevel, StockMovement
+from app.inventory.models import StockLevel, StockMovement
+from app.locations.models import Location
 from app.inventory.schemas import AdjustmentIn, LevelsPut
 
 SL = StockLevel.__table__

@@ -15,7 +15,8 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.service import canonical, canonical_sku, chunks, lookup_skus, sku_key, where_in
+from app.catalog.service import canonical, canonical_sku, lookup_skus, sku_key
+from app.core.sql import chunks, where_in
 from app.channels.models import Channel
 from app.channels.service import channel_row
 from app.core import clock

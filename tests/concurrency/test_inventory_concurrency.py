@@ -11,7 +11,8 @@ from sqlalchemy import select, text
 
 from app.core.db import sessionmaker
 from app.inventory import service
-from app.inventory.models import Location, StockLevel
+from app.inventory.models import StockLevel
+from app.locations.models import Location
 from tests.conftest import auth, make_key
 from tests.inventory.builders import World, ledger_matches, level, put_levels
 

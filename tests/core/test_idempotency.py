@@ -7,7 +7,6 @@ from sqlalchemy import func, select, text
 from app.channels.models import Channel
 from app.core import clock
 from app.core.db import get_engine, sessionmaker
-from app.core.idempotency import IdempotencyRecord
 from tests.conftest import auth, make_key, uid
 from tests.helpers import assert_problem
 

@@ -1,6 +1,5 @@
 """The base's guarantees: secrets never replayed, limits before work, 503 when the database is
 in trouble, last_used_at, and rate limits shared by several workers."""
-import asyncio
 import select as selectors_module
 import socket
 import time

@@ -16,8 +16,8 @@ from app.core.concurrency import check_version
 from app.core.db import flush_unique
 from app.core.errors import ApiError, not_found
 from app.core.ids import new_id
-from app.inventory.models import Location
-from app.inventory.schemas import LocationCreate, LocationUpdate
+from app.locations.models import Location
+from app.locations.schemas import LocationCreate, LocationUpdate
 
 DEFAULTS = {
     "warehouse": {"ship": True, "pickup": False, "returns": False, "priority": 10},

@@ -1,0 +1,26 @@
+"""Generic SQL helpers for set-based statements on both databases."""
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.db import is_postgres
+
+IN_CHUNK = 5000  # values per IN (...) list: far below SQLite's and asyncpg's parameter limits
+
+
+def where_in(session: AsyncSession, column, values: Iterable):
+    """`column IN (...)`; on PostgreSQL `column = ANY(:array)`: one parameter, and a plan that
+    stays an index scan when the prepared statement switches to a generic plan (a generic
+    plan of `IN ($1 … $5000)` on a not-yet-analysed table degrades to a sequential scan
+    comparing every row with every parameter)."""
+    values = list(values)
+    if is_postgres(session):
+        return column == any_(bindparam(None, values, type_=PG_ARRAY(column.type), unique=True))
+    return column.in_(values)
+
+
+def chunks(values: Sequence, size: int = IN_CHUNK):
+    for i in range(0, len(values), size):
+        yield values[i:i + size]

@@ -27,7 +27,7 @@ ship
     just declined). Partner (dropship) locations take part like any other: they take the lines
     of SKUs they stock.
     (a) One location covering every line wins ("single_location"); among several, the
-        strategy's ranking decides: priority (higher first), then distance (nearest first,
+        strategy's ranking decides: priority (lower number first, as locations define it: warehouses 10, stores 50, partners 90), then distance (nearest first,
         unknown last), then location code. The others that covered too are rejected as
         "lower_priority" or "further_away", whichever key they lost on.
     (b) Otherwise the lines are split greedily over as few locations as possible: repeatedly
@@ -78,7 +78,7 @@ class Candidate:
     location: str  # code: stable, unique, the last tie-break
     location_id: str
     type: LocationType
-    priority: int = 100  # higher wins
+    priority: int = 100  # lower wins (locations: warehouse 10, store 50, partner 90)
     distance_km: float | None = None  # to the destination; None = unknown, ranks last
     can_ship: bool = True
     can_pickup: bool = False
@@ -168,7 +168,7 @@ class SourcingStrategy(Protocol):
 # --------------------------------------------------------------------------- ranking
 
 _KEYS = {
-    "priority": lambda c: -c.priority,
+    "priority": lambda c: c.priority,
     "distance": lambda c: _UNKNOWN_DISTANCE if c.distance_km is None else c.distance_km,
 }
 _UNKNOWN_DISTANCE = float("inf")
@@ -179,7 +179,7 @@ _LOST_ON = {"priority": "lower_priority", "distance": "further_away"}
 def _sort_key(keys: tuple[str, ...]):
     """One flat function per ranking: sorting 200 candidates is a hot spot."""
     if keys == ("priority", "distance"):
-        return lambda c: (-c.priority, _UNKNOWN_DISTANCE if c.distance_km is None else c.distance_km, c.location)
+        return lambda c: (c.priority, _UNKNOWN_DISTANCE if c.distance_km is None else c.distance_km, c.location)
     getters = [_KEYS[k] for k in keys]
     return lambda c: tuple([g(c) for g in getters] + [c.location])
 
@@ -187,7 +187,7 @@ def _sort_key(keys: tuple[str, ...]):
 @dataclass(frozen=True, slots=True)
 class Ranking:
     """How a strategy orders candidates that serve equally well: `keys` in order, each
-    "priority" (higher first) or "distance" (nearest first, unknown last); the location code
+    "priority" (lower number first) or "distance" (nearest first, unknown last); the location code
     always breaks the last tie, so plans never depend on the order of the input."""
 
     keys: tuple[str, ...] = ("priority", "distance")

@@ -1,0 +1,144 @@
+"""Carts, orders, their lines, fulfillments (with the lines each serves) and status history.
+
+Money columns are 64-bit integers in minor units. An order line keeps what the quote engine
+computed for it (unit price, discounts, total, tax, bundle component shares), so a return can
+refund exactly (pricing.engine.refund_for_units over `total` / `tax_amount` / `quantity`).
+A fulfillment holds its stock as `reserved` on the inventory levels of its location (reference:
+the fulfillment id) from checkout until it ships or is collected (stock leaves on_hand), is
+declined or cancelled (released), or expires (released).
+"""
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.core.models import id_field, json_field, ts_field
+
+
+class Cart(SQLModel, table=True):
+    __tablename__ = "carts"
+
+    id: str = id_field()  # cart_<ulid>
+    channel: str = Field(max_length=100, index=True)  # channel code
+    customer_id: str | None = Field(default=None, max_length=40)
+    coupon_codes: list = json_field(list)
+    lines: list = json_field(list)  # [{sku, quantity}] in the client's order
+    fulfillment: dict = json_field(dict)  # {method, location?, address?}
+    status: str = Field(default="open", max_length=12)  # open | completed
+    order_id: str | None = Field(default=None, max_length=40)
+    api_key_id: str | None = Field(default=None, max_length=40)  # who made it (storefront carts are theirs)
+    version: int = 1
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_orders_channel_external_id"),)
+
+    id: str = id_field()  # ord_<ulid>
+    number: str = Field(max_length=30, unique=True, index=True)  # WEB-000123
+    channel: str = Field(max_length=100, index=True)
+    external_id: str | None = Field(default=None, max_length=200)
+    cart_id: str | None = Field(default=None, max_length=40, unique=True)
+    customer_id: str | None = Field(default=None, max_length=40, index=True)
+    email: str | None = Field(default=None, max_length=320)
+    status: str = Field(max_length=20)  # pending_payment | confirmed | partially_fulfilled | fulfilled | cancelled
+    payment_status: str = Field(default="unpaid", max_length=20)
+    payment_provider: str | None = Field(default=None, max_length=20)  # stripe | external | none
+    payment_reference: str | None = Field(default=None, max_length=200)
+    price_source: str = Field(default="quote", max_length=10)  # quote | external
+    currency: str = Field(max_length=3)
+    prices_include_tax: bool = True
+    subtotal: int = Field(sa_type=BigInteger)
+    discount_total: int = Field(sa_type=BigInteger)
+    tax_total: int = Field(sa_type=BigInteger)
+    total: int = Field(sa_type=BigInteger)
+    coupon_codes: list = json_field(list)
+    promotions: list = json_field(list)  # the quote's promotions [{code, …}]
+    fulfillment_method: str = Field(max_length=10)  # ship | pickup | reserve (as ordered)
+    shipping_address: dict | None = json_field(lambda: None, nullable=True)
+    location: str | None = Field(default=None, max_length=100)  # pickup/reserve store, POS store
+    source: str | None = Field(default=None, max_length=100)  # attribution (campaign, referrer)
+    api_key_id: str | None = Field(default=None, max_length=40)
+    version: int = 1
+    created_at: datetime = ts_field(index=True)
+    updated_at: datetime = ts_field()
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_lines"
+
+    id: str = id_field()  # ol_<ulid>
+    order_id: str = Field(max_length=40, foreign_key="orders.id", index=True)
+    position: int
+    sku: str = Field(max_length=100)
+    title: str | None = Field(default=None, max_length=500)
+    quantity: int
+    unit_price: int = Field(sa_type=BigInteger)
+    subtotal: int = Field(sa_type=BigInteger)
+    discounts: list = json_field(list)  # [{promotion, amount}]
+    discount_total: int = Field(sa_type=BigInteger)
+    total: int = Field(sa_type=BigInteger)  # what the customer pays for the line (tax included as charged)
+    tax_rate_bp: int
+    tax_amount: int = Field(sa_type=BigInteger)
+    components: list | None = json_field(lambda: None, nullable=True)  # bundle: [{sku, quantity, …shares}]
+    quantity_fulfilled: int = 0
+    quantity_cancelled: int = 0  # unfulfillable or cancelled units
+    quantity_returned: int = 0
+
+
+class Fulfillment(SQLModel, table=True):
+    __tablename__ = "fulfillments"
+    __table_args__ = (Index("ix_fulfillments_location_status", "location_id", "status"),)
+
+    id: str = id_field()  # ful_<ulid>
+    order_id: str = Field(max_length=40, foreign_key="orders.id", index=True)
+    location_id: str = Field(max_length=40, foreign_key="locations.id")
+    location: str = Field(max_length=100)  # location code
+    method: str = Field(max_length=10)  # ship | pickup | reserve
+    kind: str = Field(max_length=10)  # ship | pickup | reserve | dropship (states.TRANSITIONS)
+    status: str = Field(max_length=12)  # open | ready | shipped | collected | declined | cancelled | expired
+    sourcing: dict = json_field(dict)  # {strategy, rule, rejected: [{location, reason}]}
+    replaces: str | None = Field(default=None, max_length=40)  # the declined fulfillment it re-sources
+    pickup_code: str | None = Field(default=None, max_length=12)
+    pickup_attempts: int = 0
+    expires_at: datetime | None = ts_field(nullable=True)
+    carrier: str | None = Field(default=None, max_length=100)
+    tracking_number: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=500)  # decline / cancel reason
+    version: int = 1
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
+
+
+class FulfillmentLine(SQLModel, table=True):
+    __tablename__ = "fulfillment_lines"
+
+    fulfillment_id: str = Field(primary_key=True, max_length=40, foreign_key="fulfillments.id")
+    order_line_id: str = Field(primary_key=True, max_length=40, foreign_key="order_lines.id")
+    sku: str = Field(max_length=100)
+    quantity: int
+
+
+class FulfillmentEvent(SQLModel, table=True):
+    """Every status change of a fulfillment: from, to, when, by which key."""
+
+    __tablename__ = "fulfillment_events"
+
+    id: str = id_field()  # fev_<ulid>
+    fulfillment_id: str = Field(max_length=40, foreign_key="fulfillments.id", index=True)
+    from_status: str | None = Field(default=None, max_length=12)
+    to_status: str = Field(max_length=12)
+    api_key_id: str | None = Field(default=None, max_length=40)
+    note: str | None = Field(default=None, max_length=500)
+    created_at: datetime = ts_field()
+
+
+class OrderCounter(SQLModel, table=True):
+    """SQLite's order numbers (PostgreSQL uses the sequence order_number_seq)."""
+
+    __tablename__ = "order_counters"
+
+    name: str = Field(primary_key=True, max_length=20)
+    last: int = Field(default=0, sa_type=BigInteger)

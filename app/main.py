@@ -8,6 +8,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.auth.middleware import AuthMiddleware
 from app.core.body import BodyMiddleware
+from app.core.cache import ResponseCacheMiddleware
 from app.core.db import dispose_engine
 from app.core.errors import install_error_handlers, problem_response
 from app.core.idempotency import IdempotencyMiddleware
@@ -113,10 +114,12 @@ def create_app() -> FastAPI:
 
     _include_routers(app)
     # Order: the last added runs first. Request id and metrics; the request's database
-    # connection and transaction; who is calling (401 and 429 before any body is read); the
-    # body, bounded and checked; the idempotency record inside the request's transaction.
+    # connection and transaction; who is calling (401 and 429 before any body is read); cached
+    # catalog answers; the body, bounded and checked; the idempotency record inside the
+    # request's transaction.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyMiddleware)
+    app.add_middleware(ResponseCacheMiddleware)
     app.add_middleware(AuthMiddleware)
     app.add_middleware(DatabaseMiddleware)
     app.add_middleware(RequestIdMetricsMiddleware)

@@ -35,6 +35,7 @@ from app.catalog.schemas import (
 from app.catalog.service import BC, P, PC, V, existing_channels, sku_key, sku_lower
 from app.core.sql import chunks, where_in
 from app.core import clock
+from app.core import cache
 from app.core.db import is_postgres
 from app.core.ids import new_ids
 from app.core.errors import ApiError, field_path
@@ -322,6 +323,7 @@ async def bulk_insert(session: AsyncSession, table, rows: list[dict]) -> None:
     ]
     conn = await session.connection()
     raw = (await conn.get_raw_connection()).driver_connection
+    cache.mark_changed(conn, table.name)  # COPY bypasses SQLAlchemy: tell the caches ourselves
     try:
         await raw.copy_records_to_table(table.name, records=records, columns=columns)
     except asyncpg.exceptions.IntegrityConstraintViolationError as exc:  # not wrapped by SQLAlchemy here

@@ -12,10 +12,17 @@ from app.catalog.schemas import (
     CategoryList, ImportResult, ProductCreate, ProductList, ProductOut, ProductType, ProductUpdate, Status,
     VariantCreate, VariantDetailOut, VariantUpdate,
 )
+from app.core import cache
 from app.core.db import get_session
 from app.core.errors import ApiError
 from app.core.pagination import PageParams, page_params
 from app.core.responses import created, json_response
+
+# Catalog answers depend only on the catalog tables and the caller's visibility: served from
+# memory until a catalog write commits (app/core/cache.py).
+cache.cache_responses("/v1/products", "catalog")
+cache.cache_responses("/v1/variants", "catalog")
+cache.cache_responses("/v1/categories", "catalog")
 
 router = APIRouter(tags=["catalog"])
 Session = Annotated[AsyncSession, Depends(get_session)]

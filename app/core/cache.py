@@ -33,14 +33,15 @@ _COMMITTED_KEY = "uc_committed_topics"
 
 
 class Cache:
-    """A dict of one topic's values with a generation counter (see the module docstring)."""
+    """A dict of values that depend on `topics`, with a generation counter (see the module docstring)."""
 
-    def __init__(self, topic: str, max_entries: int = 100_000):
-        self.topic = topic
+    def __init__(self, *topics: str, max_entries: int = 100_000):
+        self.topics = topics
         self.max_entries = max_entries
         self.data: dict[Any, Any] = {}
         self.generation = 0
-        _CACHES.setdefault(topic, []).append(self)
+        for topic in topics:
+            _CACHES.setdefault(topic, []).append(self)
 
     def get(self, key: Any) -> Any:
         if not bus.usable():
@@ -81,7 +82,19 @@ TABLE_TOPICS = {
     "price_lists": "pricing",
     "promotions": "pricing",
     "tax_rates": "pricing",
+    "products": "catalog",
+    "variants": "catalog",
+    "product_channels": "catalog",
+    "bundle_components": "catalog",
 }
+
+
+def mark_changed(conn, *tables: str) -> None:
+    """For writes SQLAlchemy does not see (PostgreSQL COPY on the raw driver connection): `conn` is
+    the AsyncConnection whose transaction wrote to `tables`."""
+    topics = {TABLE_TOPICS[t] for t in tables if t in TABLE_TOPICS}
+    if topics:
+        conn.sync_connection.info.setdefault(_TOPICS_KEY, set()).update(topics)
 
 
 def install(engine) -> None:
@@ -224,3 +237,64 @@ class Bus:
 
 bus = Bus()
 
+
+
+# ------------------------------------------------------------------------------ responses
+
+_RESPONSE_ROUTES: list[tuple[str, Cache]] = []
+
+
+def cache_responses(path_prefix: str, *topics: str, max_entries: int = 5_000) -> None:
+    """Whole GET answers under `path_prefix` (status 200) are kept per (path, query, who may see
+    what), and dropped with `topics`. For reads whose answer depends only on those topics' tables
+    and on the caller's role and binding (the catalog: status and channel visibility)."""
+    _RESPONSE_ROUTES.append((path_prefix, Cache(*topics, max_entries=max_entries)))
+
+
+_KEPT_HEADERS = (b"content-type", b"etag")
+
+
+class ResponseCacheMiddleware:
+    """Serves registered GETs from memory before any routing, dependency solving or SQL. Runs
+    after authentication (the key decides what is visible) and inside the rate limit."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "GET" or not _RESPONSE_ROUTES:
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        store = next((c for prefix, c in _RESPONSE_ROUTES if path.startswith(prefix)), None)
+        principal = scope.get("state", {}).get("principal")
+        if store is None or principal is None:
+            return await self.app(scope, receive, send)
+        key = (path, scope.get("query_string", b""), principal.role, principal.channel, principal.location)
+        hit = store.get(key)
+        if hit is not None:
+            status, headers, body = hit
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        generation = store.generation
+        start: dict = {}
+        chunks: list[bytes] = []
+
+        async def capture(message):
+            if message["type"] == "http.response.start":
+                start.update(message)
+                if message["status"] != 200:
+                    await send(message)
+            elif start.get("status") != 200:
+                await send(message)
+            else:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    headers = [(n, v) for n, v in start.get("headers", []) if n.lower() in _KEPT_HEADERS]
+                    body = b"".join(chunks)
+                    headers.append((b"content-length", str(len(body)).encode()))
+                    store.put(key, (200, headers, body), generation)
+                    await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+                    await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)

@@ -5,10 +5,12 @@ BEGIN IMMEDIATE so that read-then-write transactions serialize instead of
 failing with "database is locked" on the upgrade. PostgreSQL: READ COMMITTED
 and conditional UPDATEs / row locks where invariants need them.
 """
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 
+import orjson
 from sqlalchemy import JSON, DateTime, event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import JSONB
@@ -49,6 +51,24 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
+def json_dumps(value) -> str:
+    """JSON columns are written with orjson (the standard library as a fallback for integers
+    beyond 64 bits, which orjson refuses)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_loads(raw: str | bytes):
+    """JSON columns are read with orjson; PostgreSQL's JSONB may hold a number orjson refuses
+    (an exact integer beyond 64 bits): the standard library reads those."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
@@ -67,7 +87,8 @@ def make_engine(url: str | None = None) -> AsyncEngine:
     settings = get_settings()
     url = normalize_url(url or settings.database_url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=settings.db_echo, connect_args={"timeout": 30})
+        engine = create_async_engine(url, echo=settings.db_echo, connect_args={"timeout": 30},
+                                     json_serializer=json_dumps, json_deserializer=json_loads)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):
@@ -89,6 +110,8 @@ def make_engine(url: str | None = None) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=settings.db_echo,
+        json_serializer=json_dumps,
+        json_deserializer=json_loads,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout,

@@ -80,3 +80,43 @@ async def test_a_cache_that_cannot_hear_changes_is_not_used(client, admin, backe
                 break
             await asyncio.sleep(0.02)
         assert cache.bus.listening
+
+
+async def test_catalog_answers_are_cached_per_visibility_and_dropped_on_change(client, admin, live_server):
+    from tests.catalog.builders import create_product
+
+    ch = (await create_channel(client, admin, "web"))["code"]
+    other = (await create_channel(client, admin, "web"))["code"]
+    shop = auth(await make_key("storefront", channel=ch))
+    p = await create_product(client, admin, status="active", channels=[ch, other])
+    params = {"q": p["title"]}
+    async with httpx.AsyncClient(base_url=live_server, timeout=30) as far:
+        for http in (client, far):
+            first = await http.get("/v1/products", params=params, headers=shop)
+            again = await http.get("/v1/products", params=params, headers=shop)
+            assert first.status_code == again.status_code == 200
+            assert first.content == again.content and again.headers["ratelimit-limit"] and again.headers["x-request-id"]
+            assert first.json()["data"][0]["channels"] == [ch]  # the storefront sees only its channel
+            assert sorted((await http.get("/v1/products", params=params, headers=admin)).json()["data"][0]["channels"]) \
+                == sorted([ch, other])  # the same URL answers the admin differently
+        r = await client.patch(f"/v1/products/{p['id']}", json={"description": "changed"}, headers=admin)
+        assert r.status_code == 200, r.text
+        for http in (client, far):
+            got = (await http.get("/v1/products", params=params, headers=shop)).json()["data"][0]
+            assert got["description"] == "changed" and got["version"] == 2
+            single = await http.get(f"/v1/products/{p['id']}", headers=shop)
+            assert single.json()["description"] == "changed" and single.headers["etag"] == '"2"'
+        # an import (COPY on PostgreSQL, bypassing SQLAlchemy) drops the cached answers too
+        sku = p["variants"][0]["sku"]
+        before = (await far.get("/v1/variants", params={"sku": sku}, headers=shop)).json()
+        assert before["title"] != "Imported title"
+        body = f'{{"sku": "{sku}", "title": "Imported title"}}\n'.encode()
+        r = await client.post("/v1/catalog/import", content=body, headers=admin | {"Content-Type": "application/x-ndjson"})
+        assert r.status_code == 200 and r.json()["updated"] == 1, r.text
+        for http in (client, far):
+            assert (await http.get("/v1/variants", params={"sku": sku}, headers=shop)).json()["title"] == "Imported title"
+        # archived: gone from the storefront's answers at once
+        assert (await client.patch(f"/v1/products/{p['id']}", json={"status": "archived"}, headers=admin)).status_code == 200
+        for http in (client, far):
+            assert (await http.get("/v1/products", params=params, headers=shop)).json()["data"] == []
+            assert (await http.get(f"/v1/products/{p['id']}", headers=shop)).status_code == 404

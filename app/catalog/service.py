@@ -447,13 +447,22 @@ async def lookup_skus(session: AsyncSession, skus: Iterable[str], *, channel: st
     """
     wanted = sorted({sku_key(s) for s in skus})
     out: dict[str, SkuInfo] = {}
+    pg = is_postgres(session)
+    stmt = _cached(("sku_infos", pg, channel is not None), lambda: _lookup_stmt(pg, channel is not None))
+    conn = await session.connection()  # Core rows: no ORM unit of work in the way
     for part in chunks(wanted):
-        stmt = _info_stmt().where(where_in(session, sku_lower(), part)).order_by(V.c.sku, BC.c.component_sku)
-        if channel is not None:
-            stmt = stmt.where(P.c.status == "active",
-                              exists().where(PC.c.product_id == P.c.id, PC.c.channel_code == channel))
-        out.update(_sku_infos((await session.execute(stmt)).all()))
+        params = {"keys": part, "channel": channel} if channel is not None else {"keys": part}
+        out.update(_sku_infos((await conn.execute(stmt, params)).all()))
     return out
+
+
+def _lookup_stmt(pg: bool, in_channel: bool):
+    """Built once per shape (SQLite: an expanding IN; PostgreSQL: = ANY(array), one parameter)."""
+    stmt = _info_stmt().where(_in_param(pg, sku_lower(), "keys")).order_by(V.c.sku, BC.c.component_sku)
+    if in_channel:
+        stmt = stmt.where(P.c.status == "active",
+                          exists().where(PC.c.product_id == P.c.id, PC.c.channel_code == bindparam("channel")))
+    return stmt
 
 
 async def get_sku(session: AsyncSession, sku: str, *, channel: str | None = None) -> SkuInfo | None:

@@ -74,6 +74,16 @@ def unavailable_problem(exc: BaseException):
     return problem_response(503, "service_unavailable", detail, headers={"Retry-After": "1"})
 
 
+_READ_ONLY_POSTS: set[str] = set()
+
+
+def read_only_post(path: str) -> None:
+    """A POST that only reads (a price quote): it runs like a GET, in autocommit, with no
+    transaction to begin and commit (two round trips less). With an Idempotency-Key it still gets
+    a transaction, for the stored answer."""
+    _READ_ONLY_POSTS.add(path)
+
+
 class DatabaseMiddleware:
     def __init__(self, app):
         self.app = app
@@ -81,7 +91,7 @@ class DatabaseMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        db = RequestDb(writes=scope["method"] in WRITE_METHODS)
+        db = RequestDb(writes=scope["method"] in WRITE_METHODS and scope["path"] not in _READ_ONLY_POSTS)
         scope.setdefault("state", {})["db"] = db
         started = False
         if scope["path"].startswith("/v1/"):

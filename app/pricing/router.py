@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import ADMIN, Principal, require
 from app.core.db import get_session
+from app.core.transaction import read_only_post
 from app.core.pagination import PageParams, page_params
 from app.core.responses import created, json_response
 from app.pricing import service
@@ -12,6 +13,8 @@ from app.pricing.schemas import (
     PriceIn, PriceListCreate, PriceListOut, PriceListUpdate, PromotionCreate, PromotionOut, PromotionType, PromotionUpdate,
     QuoteOut, QuoteRequest, TaxRateCreate, TaxRateOut, TaxRateUpdate,
 )
+
+read_only_post("/v1/pricing/quote")  # prices, writes nothing
 
 router = APIRouter(tags=["pricing"])
 Session = Annotated[AsyncSession, Depends(get_session)]

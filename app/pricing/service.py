@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import and_, any_, bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import canonical, canonical_sku, lookup_skus, sku_key
@@ -488,8 +489,12 @@ async def _reference_by_stamp(session: AsyncSession) -> ReferenceData:
     return data
 
 
-def _prices_stmt(session: AsyncSession, skus: list[str]):
-    return select(PE.c.price_list_id, PE.c.sku, PE.c.amount, PE.c.min_quantity).where(where_in(session, PE.c.sku, skus))
+_PRICES = {  # built once: SQLite an expanding IN, PostgreSQL = ANY(:skus)
+    pg: select(PE.c.price_list_id, PE.c.sku, PE.c.amount, PE.c.min_quantity).where(
+        PE.c.sku == any_(bindparam("skus", type_=PG_ARRAY(PE.c.sku.type))) if pg
+        else PE.c.sku.in_(bindparam("skus", expanding=True)))
+    for pg in (False, True)
+}
 
 
 async def quote_basket(session: AsyncSession, channel: Any, lines: list[tuple[str, int]], *,
@@ -509,8 +514,10 @@ async def quote_basket(session: AsyncSession, channel: Any, lines: list[tuple[st
     wanted = set(skus) | {c for i in infos.values() for c, _ in i.components}
     ref = await reference_data(session)
     rows = []
+    conn = await session.connection()
+    prices = _PRICES[conn.dialect.name == "postgresql"]
     for part in chunks(sorted(wanted)):
-        rows += (await session.execute(_prices_stmt(session, part))).all()
+        rows += (await conn.execute(prices, {"skus": part})).all()
     lists = [pl for pl in ref.price_lists.values() if pl.currency == channel.currency]
     prices = [engine.Price(ref.list_code[r.price_list_id], r.sku, r.amount, r.min_quantity)
               for r in rows if r.price_list_id in ref.list_code]

@@ -5,6 +5,7 @@ from datetime import timedelta
 from app.core import clock
 from app.core.db import sql_statements
 from tests.catalog.builders import Keys, create_product, gtin, sku
+from app.core import cache
 from tests.helpers import assert_problem, warm_keys
 
 
@@ -117,6 +118,7 @@ async def test_scan_lookup_and_sql_budget(client, admin):
     with sql_statements() as statements:
         for headers in (k.pos_bound, k.storefront, admin):
             for params in ({"sku": s}, {"gtin": g}):
+                cache.drop("catalog")  # what a catalog change does: the next answer is read anew
                 statements.clear()
                 r = await client.get("/v1/variants", params=params, headers=headers)
                 assert r.status_code == 200
@@ -124,15 +126,20 @@ async def test_scan_lookup_and_sql_budget(client, admin):
                 assert len(statements) == 1, statements
                 catalog = [x for x in statements if "variants" in x]
                 assert len(catalog) == 1 and "products" in catalog[0]
+                statements.clear()
+                again = await client.get("/v1/variants", params=params, headers=headers)
+                assert again.content == r.content and statements == []  # then from memory
         # a list of products renders with a constant number of statements, whatever the page size
         counts = []
         for limit in (1, 20):
+            cache.drop("catalog")
             statements.clear()
             r = await client.get("/v1/products", params={"limit": limit}, headers=k.storefront)
             assert r.status_code == 200
             counts.append(len(statements))
         # the page of products (with their channels) + all their variants (the key: cached)
         assert counts == [2, 2], counts
+        cache.drop("catalog")
         statements.clear()
         assert (await client.get(f"/v1/products/{p['id']}", headers=k.storefront)).status_code == 200
         assert len(statements) == 2, statements  # the product, its variants (the key: cached)

@@ -55,7 +55,11 @@ def parse_near(raw: str | None) -> tuple[float, float] | None:
 
 
 async def view(session: AsyncSession, who: Principal, *, skus: list[str], channel: str | None,
-               near: tuple[float, float] | None, radius_km: float | None, location: str | None) -> dict:
+               near: tuple[float, float] | None, radius_km: float | None, location: str | None,
+               in_stock: bool = False, limit_locations: int | None = None) -> dict:
+    """The availability answer. `in_stock` and `limit_locations` trim the per-location list to
+    what a product page ("in stock at 3 stores near you") or a POS ("who has it") shows; they
+    never change `available_to_sell`."""
     from app.pricing.service import load_channel  # the channels row (422 when unknown)
 
     if who.role in ("storefront", "marketplace"):
@@ -108,7 +112,9 @@ async def view(session: AsyncSession, who: Principal, *, skus: list[str], channe
             data.append({"sku": sku, "tracked": False, "available_to_sell": None, "locations": []})
             continue
         entries = [{"location": code, "available": per[code], "distance_km": dist, "pickup": pickup and per[code] > 0}
-                   for _, code, dist, pickup in order if code in per]
+                   for _, code, dist, pickup in order if code in per and (per[code] > 0 or not in_stock)]
+        if limit_locations is not None:
+            del entries[limit_locations:]
         data.append({"sku": sku, "tracked": True, "available_to_sell": sum(a for c, a in per.items() if c in sell_from),
                      "locations": entries})
     return {"channel": ch.code if ch is not None else None, "data": data}

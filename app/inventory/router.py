@@ -163,10 +163,14 @@ async def get_availability(
     near: Annotated[str | None, Query(max_length=60, description="lat,lon")] = None,
     radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
     location: Annotated[str | None, Query(max_length=100)] = None,
+    in_stock: Annotated[bool, Query(description="Only locations with something available (the SKU's total stays channel-wide)")] = False,
+    limit_locations: Annotated[int | None, Query(ge=1, le=1000, description="At most this many locations per SKU, "
+                                                 "the first in the answer's order (nearest with near=, else by priority)")] = None,
     who: Principal = Depends(require("storefront", "pos", "marketplace")),
 ):
     result = await availability.view(session, who, skus=availability.parse_skus(skus), channel=channel,
-                                     near=availability.parse_near(near), radius_km=radius_km, location=location)
+                                     near=availability.parse_near(near), radius_km=radius_km, location=location,
+                                     in_stock=in_stock, limit_locations=limit_locations)
     return json_response(result)
 
 

@@ -113,3 +113,22 @@ async def test_service_availability_is_two_statements(client, admin):
     b0 = {loc: min(got[skus[0]][loc] // 1, got[skus[10]][loc] // 2) for loc in locs}
     assert {loc: got[bundles[0]][loc] for loc in locs} == b0
     assert set(only[skus[0]]) == set(locs[:2])
+
+
+async def test_in_stock_and_limit_locations_trim_the_list_not_the_total(client, admin):
+    locs = [(await create_location(client, admin, "store", lat=50 + i / 10, lon=10))["code"] for i in range(6)]
+    ch = (await create_channel(client, admin, "web", fulfillment_locations=locs))["code"]
+    s = sku("T")
+    await create_product(client, admin, channels=[ch], variants=[{"sku": s}])
+    for i, loc in enumerate(locs):
+        await put_levels(client, admin, loc, **{s: i % 3})  # 0,1,2,0,1,2
+    base = {"skus": s, "channel": ch, "near": "50.0,10.0"}
+    full = (await client.get("/v1/availability", params=base, headers=admin)).json()["data"][0]
+    assert len(full["locations"]) == 6 and full["available_to_sell"] == 6
+    only = (await client.get("/v1/availability", params=base | {"in_stock": "true"}, headers=admin)).json()["data"][0]
+    assert [e["location"] for e in only["locations"]] == [e["location"] for e in full["locations"] if e["available"] > 0]
+    assert only["available_to_sell"] == 6
+    near2 = (await client.get("/v1/availability", params=base | {"in_stock": "true", "limit_locations": 2},
+                              headers=admin)).json()["data"][0]
+    assert near2["locations"] == only["locations"][:2] and near2["locations"][0]["distance_km"] <= near2["locations"][1]["distance_km"]
+    assert_problem(await client.get("/v1/availability", params=base | {"limit_locations": 0}, headers=admin), 422)

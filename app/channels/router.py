@@ -8,10 +8,14 @@ from app.auth.principal import ADMIN, ANY_ROLE, Principal
 from app.channels import service
 from app.channels.models import Channel
 from app.channels.schemas import ChannelCreate, ChannelOut, ChannelUpdate
+from app.core import cache
 from app.core.db import get_session
 from app.core.errors import not_found
 from app.core.pagination import PageParams, apply_page, page_params, page_result
 from app.core.responses import created, json_response, rfc3339
+
+# Channel answers depend only on the channels table and the caller's binding.
+cache.cache_responses("/v1/channels", "channels")
 
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
 Session = Annotated[AsyncSession, Depends(get_session)]

@@ -79,6 +79,7 @@ def drop_all() -> None:
 TABLE_TOPICS = {
     "api_keys": "api_keys",
     "channels": "channels",
+    "locations": "locations",
     "price_lists": "pricing",
     "promotions": "pricing",
     "tax_rates": "pricing",
@@ -244,11 +245,19 @@ bus = Bus()
 _RESPONSE_ROUTES: list[tuple[str, Cache]] = []
 
 
-def cache_responses(path_prefix: str, *topics: str, max_entries: int = 5_000) -> None:
-    """Whole GET answers under `path_prefix` (status 200) are kept per (path, query, who may see
-    what), and dropped with `topics`. For reads whose answer depends only on those topics' tables
-    and on the caller's role and binding (the catalog: status and channel visibility)."""
-    _RESPONSE_ROUTES.append((path_prefix, Cache(*topics, max_entries=max_entries)))
+def cache_responses(collection: str, *topics: str, max_entries: int = 5_000) -> None:
+    """Whole GET answers of `collection` and of `collection/{ref}` (status 200; nothing deeper,
+    so a later `collection/{ref}/something` is never caught) are kept per (path, query, who may
+    see what) and dropped with `topics`. For reads whose answer depends only on those topics'
+    tables and on the caller's role and binding (the catalog: status and channel visibility)."""
+    _RESPONSE_ROUTES.append((collection, Cache(*topics, max_entries=max_entries)))
+
+
+def _response_cache(path: str) -> Cache | None:
+    for collection, store in _RESPONSE_ROUTES:
+        if path == collection or (path.startswith(collection + "/") and "/" not in path[len(collection) + 1:]):
+            return store
+    return None
 
 
 _KEPT_HEADERS = (b"content-type", b"etag")
@@ -265,7 +274,7 @@ class ResponseCacheMiddleware:
         if scope["type"] != "http" or scope["method"] != "GET" or not _RESPONSE_ROUTES:
             return await self.app(scope, receive, send)
         path = scope["path"]
-        store = next((c for prefix, c in _RESPONSE_ROUTES if path.startswith(prefix)), None)
+        store = _response_cache(path)
         principal = scope.get("state", {}).get("principal")
         if store is None or principal is None:
             return await self.app(scope, receive, send)

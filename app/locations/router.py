@@ -5,12 +5,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import ADMIN, ANY_ROLE, Principal
+from app.core import cache
 from app.core.db import get_session
 from app.core.pagination import PageParams, apply_page, page_params, page_result
 from app.core.responses import created, json_response
 from app.locations import service as locations
 from app.locations.models import Location
 from app.locations.schemas import LocationCreate, LocationOut, LocationType, LocationUpdate
+
+# Location answers depend only on the locations table and the caller's binding.
+cache.cache_responses("/v1/locations", "locations")
 
 router = APIRouter(tags=["locations"])
 Session = Annotated[AsyncSession, Depends(get_session)]

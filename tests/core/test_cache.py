@@ -120,3 +120,11 @@ async def test_catalog_answers_are_cached_per_visibility_and_dropped_on_change(c
         for http in (client, far):
             assert (await http.get("/v1/products", params=params, headers=shop)).json()["data"] == []
             assert (await http.get(f"/v1/products/{p['id']}", headers=shop)).status_code == 404
+
+
+def test_response_caching_takes_a_collection_and_its_items_only():
+    from app.core.cache import _response_cache
+
+    assert _response_cache("/v1/channels") is not None and _response_cache("/v1/channels/web-de") is not None
+    assert _response_cache("/v1/channels/web-de/listings") is None  # depends on more than channels
+    assert _response_cache("/v1/channelsx") is None and _response_cache("/v1/pricing/quote") is None

@@ -29,6 +29,7 @@ from app.catalog.schemas import ProductCreate, ProductUpdate, VariantCreate, Var
 from app.channels.models import Channel
 from app.core import clock
 from app.core.concurrency import check_version
+from app.core.cache import Cache
 from app.core.sql import chunks, where_in
 from app.core.db import is_postgres
 from app.core.errors import ApiError
@@ -447,13 +448,32 @@ async def lookup_skus(session: AsyncSession, skus: Iterable[str], *, channel: st
     """
     wanted = sorted({sku_key(s) for s in skus})
     out: dict[str, SkuInfo] = {}
+    conn = await session.connection()  # Core rows: no ORM unit of work in the way
+    missing = []
+    for key in wanted:  # facts change only with the catalog: kept per (spelling key, channel)
+        hit = _sku_facts.get((key, channel), conn)
+        if hit is None:
+            missing.append(key)
+        elif hit is not _NOT_FOUND:
+            out[hit.sku] = hit
+    if not missing:
+        return out
+    generation = _sku_facts.generation
     pg = is_postgres(session)
     stmt = _cached(("sku_infos", pg, channel is not None), lambda: _lookup_stmt(pg, channel is not None))
-    conn = await session.connection()  # Core rows: no ORM unit of work in the way
-    for part in chunks(wanted):
+    found: dict[str, SkuInfo] = {}
+    for part in chunks(missing):
         params = {"keys": part, "channel": channel} if channel is not None else {"keys": part}
-        out.update(_sku_infos((await conn.execute(stmt, params)).all()))
+        found.update(_sku_infos((await conn.execute(stmt, params)).all()))
+    by_key = {sku_key(s): info for s, info in found.items()}
+    for key in missing:
+        _sku_facts.put((key, channel), by_key.get(key, _NOT_FOUND), generation, conn)
+    out.update(found)
     return out
+
+
+_sku_facts = Cache("catalog", max_entries=200_000)  # (sku key, channel) -> SkuInfo | _NOT_FOUND
+_NOT_FOUND = object()
 
 
 def _lookup_stmt(pg: bool, in_channel: bool):

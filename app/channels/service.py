@@ -22,12 +22,13 @@ _channels = Cache("channels")  # code or id -> channels row (dropped in every wo
 
 async def channel_row(session: AsyncSession, ref: str) -> Any:
     """The channels row by code or id, or None: for reads, served from the process's cache."""
-    row = _channels.get(ref)
+    conn = await session.connection()
+    row = _channels.get(ref, conn)
     if row is None:
         generation = _channels.generation
-        row = (await session.execute(_BY_REF, {"ref": ref})).first()
+        row = (await conn.execute(_BY_REF, {"ref": ref})).first()
         if row is not None:
-            _channels.put(ref, row, generation)
+            _channels.put(ref, row, generation, conn)
     return row
 
 

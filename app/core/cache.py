@@ -43,14 +43,22 @@ class Cache:
         for topic in topics:
             _CACHES.setdefault(topic, []).append(self)
 
-    def get(self, key: Any) -> Any:
-        if not bus.usable():
+    def get(self, key: Any, conn=None) -> Any:
+        """The cached value, or None. With `conn` (the AsyncConnection about to read instead):
+        None too when its own open transaction changed this cache's tables (read your writes)."""
+        if not bus.usable() or (conn is not None and self.dirty(conn)):
             return None
         return self.data.get(key)
 
-    def put(self, key: Any, value: Any, generation: int) -> None:
-        """Keep `value` if nothing changed since `generation` was read (before the database read)."""
-        if generation != self.generation or not bus.usable():
+    def dirty(self, conn) -> bool:
+        topics = conn.sync_connection.info.get(_TOPICS_KEY) if conn.sync_connection is not None else None
+        return bool(topics) and not topics.isdisjoint(self.topics)
+
+    def put(self, key: Any, value: Any, generation: int, conn=None) -> None:
+        """Keep `value` if nothing changed since `generation` was read (before the database read),
+        and it was not read by a transaction that changed these tables itself (`conn`): another
+        request must never see what may still be rolled back."""
+        if generation != self.generation or not bus.usable() or (conn is not None and self.dirty(conn)):
             return
         if len(self.data) >= self.max_entries:
             self.data.clear()
@@ -87,6 +95,7 @@ TABLE_TOPICS = {
     "variants": "catalog",
     "product_channels": "catalog",
     "bundle_components": "catalog",
+    "prices": "prices",
 }
 
 
@@ -125,7 +134,9 @@ def install(engine) -> None:
 
     @event.listens_for(sync_engine, "rollback")
     def _on_rollback(conn):
-        conn.info.pop(_TOPICS_KEY, None)
+        topics = conn.info.pop(_TOPICS_KEY, None)
+        if topics:  # belt and braces: nothing read inside that transaction may survive it
+            drop(*topics)
 
 
 def after_commit(info: dict) -> None:

@@ -455,12 +455,13 @@ async def reference_data(session: AsyncSession) -> ReferenceData:
     (no statement) while it can hear changes (app/core/cache.py); otherwise one small statement
     checks a stamp (row counts and version sums: every create and every change moves one, nothing
     is ever deleted) and only when it moved are they loaded again."""
-    hit = _pricing.get("reference")
+    conn = await session.connection()
+    hit = _pricing.get("reference", conn)
     if hit is not None:
         return hit
     generation = _pricing.generation
     data = await _reference_by_stamp(session)
-    _pricing.put("reference", data, generation)
+    _pricing.put("reference", data, generation, conn)
     return data
 
 
@@ -497,6 +498,31 @@ _PRICES = {  # built once: SQLite an expanding IN, PostgreSQL = ANY(:skus)
 }
 
 
+_sku_prices = Cache("prices", max_entries=200_000)  # sku -> its price rows in every list
+
+
+async def _price_rows(conn, skus: list[str]) -> list:
+    """Every list's prices of `skus`; kept per SKU until a price changes (any list)."""
+    rows, missing = [], []
+    for s in skus:
+        hit = _sku_prices.get(s, conn)
+        if hit is None:
+            missing.append(s)
+        else:
+            rows += hit
+    if missing:
+        generation = _sku_prices.generation
+        stmt = _PRICES[conn.dialect.name == "postgresql"]
+        per: dict[str, list] = {s: [] for s in missing}
+        for part in chunks(missing):
+            for r in (await conn.execute(stmt, {"skus": part})).all():
+                per[r.sku].append(r)
+        for s, found in per.items():
+            _sku_prices.put(s, found, generation, conn)
+            rows += found
+    return rows
+
+
 async def quote_basket(session: AsyncSession, channel: Any, lines: list[tuple[str, int]], *,
                        customer_group: str | None = None, coupon_codes: list[str] | tuple = (),
                        now: datetime | None = None) -> engine.QuoteResult:
@@ -513,11 +539,8 @@ async def quote_basket(session: AsyncSession, channel: Any, lines: list[tuple[st
     facts = {s: engine.SkuFacts(s, i.tax_class, i.category, i.components) for s, i in infos.items()}
     wanted = set(skus) | {c for i in infos.values() for c, _ in i.components}
     ref = await reference_data(session)
-    rows = []
     conn = await session.connection()
-    prices = _PRICES[conn.dialect.name == "postgresql"]
-    for part in chunks(sorted(wanted)):
-        rows += (await conn.execute(prices, {"skus": part})).all()
+    rows = await _price_rows(conn, sorted(wanted))
     lists = [pl for pl in ref.price_lists.values() if pl.currency == channel.currency]
     prices = [engine.Price(ref.list_code[r.price_list_id], r.sku, r.amount, r.min_quantity)
               for r in rows if r.price_list_id in ref.list_code]

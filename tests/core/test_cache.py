@@ -52,6 +52,11 @@ async def test_channel_and_promotion_changes_reach_every_process(client, admin, 
         assert (await other.get(f"/v1/channels/{ch}", headers=admin)).json()["name"] == "Renamed"
         assert (await other.post("/v1/pricing/quote", headers=admin, json=body)).json()["total"] == 900
         assert (await client.post("/v1/pricing/quote", headers=admin, json=body)).json()["total"] == 900
+        # a new price (the SKU's prices are cached per SKU) is charged by the next quote everywhere
+        assert (await client.put(f"/v1/price-lists/{code}/prices", headers=admin,
+                                 json=[{"sku": s, "amount": 2000}])).status_code == 200
+        assert (await other.post("/v1/pricing/quote", headers=admin, json=body)).json()["total"] == 1800
+        assert (await client.post("/v1/pricing/quote", headers=admin, json=body)).json()["total"] == 1800
 
 
 async def test_a_cache_that_cannot_hear_changes_is_not_used(client, admin, backend):
@@ -128,3 +133,22 @@ def test_response_caching_takes_a_collection_and_its_items_only():
     assert _response_cache("/v1/channels") is not None and _response_cache("/v1/channels/web-de") is not None
     assert _response_cache("/v1/channels/web-de/listings") is None  # depends on more than channels
     assert _response_cache("/v1/channelsx") is None and _response_cache("/v1/pricing/quote") is None
+
+
+async def test_a_transaction_never_fills_a_cache_with_what_it_wrote_itself(client, admin):
+    """Read-your-writes inside a transaction bypasses the cache, and nothing it read is kept: a
+    rollback must leave no trace in any process's cache."""
+    from sqlalchemy import update
+
+    from app.channels.models import Channel
+    from app.channels.service import channel_row
+    from app.core.db import sessionmaker
+
+    ch = (await create_channel(client, admin, "web"))["code"]
+    assert (await client.get(f"/v1/channels/{ch}", headers=admin)).json()["name"] == "Test web"  # cached
+    async with sessionmaker()() as s:
+        await s.execute(update(Channel).where(Channel.code == ch).values(name="Uncommitted"))
+        assert (await channel_row(s, ch)).name == "Uncommitted"  # its own write, not the cache
+        assert (await client.get(f"/v1/channels/{ch}", headers=admin)).json()["name"] == "Test web"
+        await s.rollback()
+    assert (await client.get(f"/v1/channels/{ch}", headers=admin)).json()["name"] == "Test web"

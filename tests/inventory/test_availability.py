@@ -1,4 +1,5 @@
 """GET /v1/availability: per location, channel-wide, near me, bundles; in few statements."""
+from app.core import cache
 from app.core.db import sql_statements
 from app.inventory.schemas import AvailabilityOut
 from tests.catalog.builders import create_product, sku
@@ -72,6 +73,7 @@ async def test_many_skus_many_locations_in_constant_statements(client, admin):
     r = await client.get("/v1/availability", params={"skus": skus[0], "channel": ch}, headers=admin)  # channel cached
     with sql_statements() as statements:
         for n in (1, 20):
+            cache.drop("catalog")  # the SKUs' facts read anew, as after a catalog change
             statements.clear()
             r = await client.get("/v1/availability", params={"skus": ",".join(skus[:n]), "channel": ch}, headers=admin)
             assert r.status_code == 200

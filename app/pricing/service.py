@@ -395,8 +395,9 @@ async def list_promotions(session: AsyncSession, page: PageParams, active: bool 
 
 # --------------------------------------------------------------------------- quotes
 
-async def customer_group_of(session: AsyncSession, ref: str) -> str | None:
-    """The customer's group, through the customers domain when it exists. Unknown -> 422."""
+async def customer_group_of(session: AsyncSession, ref: str, *, channel: str | None = None) -> str | None:
+    """The customer's group, through the customers domain. Unknown (or, with `channel`, registered
+    in another channel: a storefront cannot learn about other channels' customers) -> 422."""
     try:
         from app.customers import service as customers  # type: ignore[attr-defined]
     except ImportError:
@@ -405,7 +406,7 @@ async def customer_group_of(session: AsyncSession, ref: str) -> str | None:
     if getter is None:
         return None
     try:
-        return await getter(session, ref)
+        return await getter(session, ref, channel=channel)
     except ApiError as exc:
         if exc.status == 404:
             raise ApiError(422, "validation_error", f"Unknown customer {ref!r}.",
@@ -577,7 +578,8 @@ async def quote(session: AsyncSession, who: Any, body: QuoteRequest) -> dict:
             raise ApiError(403, "forbidden", "Only admin and POS keys may name a customer_group; send customer instead.")
         group = body.customer_group
     if body.customer is not None:
-        group = await customer_group_of(session, body.customer) or group
+        scope = who.channel if who.role in ("storefront", "marketplace") else None
+        group = await customer_group_of(session, body.customer, channel=scope) or group
     result = await quote_basket(session, channel, [(ln.sku, ln.quantity) for ln in body.lines],
                                 customer_group=group, coupon_codes=body.coupon_codes)
     out = result.as_dict()

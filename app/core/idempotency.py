@@ -24,6 +24,7 @@ from sqlmodel import Field, SQLModel
 from app.core import clock
 from app.core.db import JSONType, UTCDateTime, request_db
 from app.core.errors import problem_response
+from app.core.responses import HeldResponse
 from app.core.settings import get_settings
 
 MAX_KEY_LENGTH = 255
@@ -145,19 +146,9 @@ class IdempotencyMiddleware:
 
         # Run the request inside a savepoint, so a 4xx answer can be stored without its changes.
         savepoint = await conn.begin_nested()
-        start: dict = {}
-        chunks: list[bytes] = []
-
-        async def capture(message):
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
-        await self.app(scope, receive, capture)
-        status = start.get("status", 500)
-        out = b"".join(chunks)
-        headers = list(start.get("headers", []))
+        held = HeldResponse()
+        await self.app(scope, receive, held)
+        status, out, headers = held.status, held.body, held.headers
         if status >= 500 or status in NOT_STORED:
             if savepoint.is_active:
                 await savepoint.rollback()
@@ -179,5 +170,4 @@ class IdempotencyMiddleware:
                 response_headers=[[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers
                                   if n.lower() in STORED_HEADERS],
                 response_body=stored_body, created_at=clock.now()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": out})
+        await held.send_to(send)

@@ -37,5 +37,37 @@ def created(data: Any, version: int | None = None) -> Response:
     return json_response(data, 201, version=version)
 
 
+class HeldResponse:
+    """An ASGI `send` that keeps the answer instead of sending it (to commit first, or store it)."""
+
+    __slots__ = ("start", "chunks")
+
+    def __init__(self):
+        self.start: dict = {}
+        self.chunks: list[bytes] = []
+
+    async def __call__(self, message) -> None:
+        if message["type"] == "http.response.start":
+            self.start.update(message)
+        elif message["type"] == "http.response.body":
+            self.chunks.append(message.get("body", b""))
+
+    @property
+    def status(self) -> int:
+        return self.start.get("status", 500)
+
+    @property
+    def headers(self) -> list:
+        return list(self.start.get("headers", []))
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    async def send_to(self, send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
 def rfc3339(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None

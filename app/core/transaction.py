@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from app.core import cache
 from app.core.db import RequestDb
 from app.core.errors import problem_response
+from app.core.responses import HeldResponse
 
 log = logging.getLogger("app.db")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -121,22 +122,13 @@ class DatabaseMiddleware:
                 log.warning("closing the request's database connection failed", exc_info=True)
 
     async def _write(self, db: RequestDb, scope, receive, send):
-        start: dict = {}
-        chunks: list[bytes] = []
-
-        async def hold(message):
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
+        held = HeldResponse()
         try:
-            await self.app(scope, receive, hold)
+            await self.app(scope, receive, held)
         except BaseException:
             await _quietly_rollback(db)
             raise
-        status = start.get("status", 500)
-        if status < 400 or db.commit_on_error:
+        if held.status < 400 or db.commit_on_error:
             try:
                 if CRASH_POINTS:
                     _crash_point(scope, "before_commit")
@@ -152,8 +144,7 @@ class DatabaseMiddleware:
                 raise
         else:
             await db.rollback()
-        await send(start)
-        await send({"type": "http.response.body", "body": b"".join(chunks)})
+        await held.send_to(send)
 
 
 async def _quietly_rollback(db: RequestDb) -> None:

@@ -9,8 +9,9 @@
   (PostgreSQL: the first holds a transaction-scoped advisory lock on the key, which ends with
   its transaction, however long it runs, and with its connection if the process dies. SQLite:
   writers are serialized, so the second waits for the first and then replays it).
-* A 4xx answer is stored too (its changes rolled back to a savepoint first); 5xx, 401 and 429
-  answers are not stored, so the client may retry them with the same key.
+* A 4xx answer is stored too (its changes rolled back to a savepoint first, unless the route
+  asked to keep them: `RequestDb.commit_on_error`); 5xx, 401 and 429 answers are not stored,
+  so the client may retry them with the same key.
 * Fields a route marks as secret (`mark_secret`) are never stored: a replay shows them as null.
 Keys are scoped to the API key and kept IDEMPOTENCY_TTL_SECONDS (24 h).
 """
@@ -153,13 +154,13 @@ class IdempotencyMiddleware:
             if savepoint.is_active:
                 await savepoint.rollback()
         else:
-            if status >= 400:
+            if status >= 400 and not db.commit_on_error:
                 if db.session is not None:
                     db.session.expunge_all()  # nothing of the failed work may be flushed later
                 if savepoint.is_active:
                     await savepoint.rollback()
                 db.commit_on_error = True  # the stored answer stays
-            else:
+            else:  # a success, or a 4xx whose route keeps what it wrote (a counted wrong pickup code)
                 await db.flush()
                 if savepoint.is_active:
                     await savepoint.commit()

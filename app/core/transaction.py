@@ -41,7 +41,8 @@ def _crash_point(scope, point: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _sqlstate(exc: BaseException) -> str | None:
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (asyncpg or psycopg), or None."""
     orig = getattr(exc, "orig", None)
     for obj in (orig, getattr(orig, "__cause__", None)):
         code = getattr(obj, "sqlstate", None) or getattr(obj, "pgcode", None)
@@ -57,7 +58,7 @@ def unavailable_problem(exc: BaseException):
     elif isinstance(exc, (ConnectionError, TimeoutError)):
         detail = "The database cannot be reached; retry shortly."
     elif isinstance(exc, DBAPIError):
-        state = _sqlstate(exc)
+        state = sqlstate(exc)
         if getattr(exc, "connection_invalidated", False) or isinstance(exc, InterfaceError):
             detail = "The database connection was lost; retry."
         elif state and state.startswith(UNAVAILABLE_SQLSTATES):

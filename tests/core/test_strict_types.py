@@ -179,9 +179,16 @@ COLUMNS: dict[str, list[str]] = {
     "idempotency_keys.response_status": [],
     "rate_limit_counters.window_start": [],
     "rate_limit_counters.hits": [],
+    "order_lines.quantity": ["LineIn.quantity", "OrderLineIn.quantity"],
+    "order_lines.unit_price": ["OrderLineIn.unit_price"],
+    "order_lines.position": [], "order_lines.subtotal": [], "order_lines.discount_total": [], "order_lines.total": [],
+    "order_lines.tax_rate_bp": [], "order_lines.tax_amount": [], "order_lines.quantity_fulfilled": [],
+    "order_lines.quantity_cancelled": [], "order_lines.quantity_returned": [],
+    "orders.subtotal": [], "orders.discount_total": [], "orders.tax_total": [], "orders.total": [],
+    "fulfillments.pickup_attempts": [], "fulfillment_lines.quantity": [], "order_counters.last": [],
 }
 VERSIONED = ("ChannelUpdate", "LocationUpdate", "ProductUpdate", "VariantCreate", "VariantUpdate", "PriceListUpdate",
-             "TaxRateUpdate", "PromotionUpdate")
+             "TaxRateUpdate", "PromotionUpdate", "CartUpdate", "CustomerUpdate")
 
 
 def _bounds(ref: str) -> tuple[int, int]:

@@ -107,23 +107,23 @@ def test_chosen_store_counts_shared_components_once():
 def test_single_location_beats_priority():
     """One parcel from a store beats a split led by the high-priority warehouse."""
     lines = [Line("1", "X", 1), Line("2", "Y", 1)]
-    p = run(lines, [wh("WH", {"X": 5}, priority=900), store("S1", {"X": 1, "Y": 1})])
+    p = run(lines, [wh("WH", {"X": 5}, priority=1), store("S1", {"X": 1, "Y": 1})])
     assert where(p) == {"S1": {"1": 1, "2": 1}} and rules(p) == {"S1": "single_location"}
     assert reasons(p) == {"WH": "insufficient_stock"}
 
 
 @pytest.mark.parametrize("strategy, candidates, winner, loser_reasons", [
     # default: priority, then distance (unknown last), then code
-    ("default", [wh("A", {"X": 3}, 100, 1.0), wh("B", {"X": 3}, 200, 50.0)], "B", {"A": "lower_priority"}),
+    ("default", [wh("A", {"X": 3}, 200, 1.0), wh("B", {"X": 3}, 100, 50.0)], "B", {"A": "lower_priority"}),
     ("default", [wh("A", {"X": 3}, 100, 9.0), wh("B", {"X": 3}, 100, 2.0)], "B", {"A": "further_away"}),
     ("default", [wh("A", {"X": 3}, 100, None), wh("B", {"X": 3}, 100, 700.0)], "B", {"A": "further_away"}),
     ("default", [wh("B", {"X": 3}, 100, 5.0), wh("A", {"X": 3}, 100, 5.0)], "A", {"B": "lower_priority"}),
     # priority: distance ignored, the code breaks the tie
     ("priority", [wh("A", {"X": 3}, 100, 90.0), wh("B", {"X": 3}, 100, 1.0)], "A", {"B": "lower_priority"}),
-    ("priority", [wh("A", {"X": 3}, 100, 1.0), wh("B", {"X": 3}, 300, 90.0)], "B", {"A": "lower_priority"}),
+    ("priority", [wh("A", {"X": 3}, 300, 1.0), wh("B", {"X": 3}, 100, 90.0)], "B", {"A": "lower_priority"}),
     # nearest: distance first, then priority
     ("nearest", [wh("A", {"X": 3}, 900, 9.0), wh("B", {"X": 3}, 100, 2.0)], "B", {"A": "further_away"}),
-    ("nearest", [wh("A", {"X": 3}, 900, 2.0), wh("B", {"X": 3}, 100, 2.0)], "A", {"B": "lower_priority"}),
+    ("nearest", [wh("A", {"X": 3}, 100, 2.0), wh("B", {"X": 3}, 900, 2.0)], "A", {"B": "lower_priority"}),
 ])
 def test_among_covering_locations_the_ranking_decides(strategy, candidates, winner, loser_reasons):
     p = run(X3, candidates, strategy=strategy)
@@ -147,12 +147,12 @@ def test_rejection_reasons_when_one_location_covers(candidate, reason):
 
 def test_excluded_location_is_never_used():
     """Re-sourcing after a decline: the declining store is out even though it covers all."""
-    p = run(X3, [store("S1", {"X": 9}, priority=900), wh("WH", {"X": 3})], exclude=frozenset({"S1"}))
+    p = run(X3, [store("S1", {"X": 9}, priority=1), wh("WH", {"X": 3})], exclude=frozenset({"S1"}))
     assert where(p) == {"WH": {"1": 3}} and reasons(p) == {"S1": "excluded"}
 
 
 def test_ship_ignores_chosen_location():
-    p = run(X3, [store("S1", {"X": 9}), wh("WH", {"X": 9})], chosen_location="S1")
+    p = run(X3, [store("S1", {"X": 9}), wh("WH", {"X": 9}, priority=10)], chosen_location="S1")
     assert where(p) == {"WH": {"1": 3}}
 
 
@@ -175,14 +175,14 @@ def test_split_over_fewest_locations():
 
 def test_split_prefers_most_units_over_priority():
     lines = [Line("x", "X", 2), Line("y", "Y", 2)]
-    p = run(lines, [wh("HI", {"X": 1}, 900), wh("LO", {"X": 2, "Y": 1}, 100), store("S", {"Y": 1}, 50)])
+    p = run(lines, [wh("HI", {"X": 1}, 1), wh("LO", {"X": 2, "Y": 1}, 100), store("S", {"Y": 1}, 150)])
     assert [a.location for a in p.assignments] == ["LO", "S"]  # pick order
     assert where(p) == {"LO": {"x": 2, "y": 1}, "S": {"y": 1}}
     assert reasons(p) == {"HI": "insufficient_stock"}
 
 
 @pytest.mark.parametrize("b, rule, c_reason", [
-    (wh("B", {"Y": 2}, 300, 50.0), "priority", "lower_priority"),
+    (wh("B", {"Y": 2}, 50, 50.0), "priority", "lower_priority"),
     (wh("B", {"Y": 2}, 100, 1.0), "distance", "further_away"),
     (wh("B", {"Y": 2}, 100, 5.0), "fewest_splits", "lower_priority"),  # only the code told them apart
 ])
@@ -211,7 +211,7 @@ def test_split_line_across_locations():
                                                      (3, ["A", "B", "C"], {})])
 def test_max_splits_caps_the_locations(max_splits, used, left):
     lines = [Line("x", "X", 3), Line("y", "Y", 2), Line("z", "Z", 2)]
-    cands = [wh("A", {"X": 3}), wh("B", {"Y": 2}), wh("C", {"Z": 2}, 50)]
+    cands = [wh("A", {"X": 3}), wh("B", {"Y": 2}), wh("C", {"Z": 2}, 900)]
     p = run(lines, cands, max_splits=max_splits)
     assert [a.location for a in p.assignments] == used
     assert unsourced(p) == left and p.ok is (not left)
@@ -219,7 +219,7 @@ def test_max_splits_caps_the_locations(max_splits, used, left):
 
 
 def test_nobody_stocks_a_sku():
-    p = run([Line("x", "X", 1), Line("q", "Q", 4)], [wh("A", {"X": 1}), wh("B", {"X": 1}, 10)])
+    p = run([Line("x", "X", 1), Line("q", "Q", 4)], [wh("A", {"X": 1}), wh("B", {"X": 1}, 900)])
     assert where(p) == {"A": {"x": 1}} and unsourced(p) == {"q": 4} and not p.ok
     assert reasons(p) == {"B": "lower_priority"}  # it could have served as much: it lost the tie
 
@@ -242,7 +242,7 @@ def test_bundle_units_are_never_split_across_locations():
 
 
 def test_bundle_prefers_one_location_for_all_units():
-    p = run([Line("k", "KIT", 2, KIT)], [wh("W1", {"A": 1, "B": 2}, 900), wh("W2", {"A": 2, "B": 4}, 1)])
+    p = run([Line("k", "KIT", 2, KIT)], [wh("W1", {"A": 1, "B": 2}, 1), wh("W2", {"A": 2, "B": 4}, 900)])
     assert where(p) == {"W2": {"k": 2}} and rules(p) == {"W2": "single_location"}
 
 
@@ -254,13 +254,13 @@ def test_bundle_units_split_whole_across_locations():
 def test_bundle_kept_whole_by_the_final_pass():
     """The greedy pass takes 1 kit at W1 with the plain line; the final pass moves the whole kit to W2."""
     lines = [Line("p", "P", 3), Line("k", "KIT", 2, KIT)]
-    p = run(lines, [wh("W1", {"P": 3, "A": 1, "B": 2}, 900), wh("W2", {"A": 2, "B": 4}, 1)])
+    p = run(lines, [wh("W1", {"P": 3, "A": 1, "B": 2}, 1), wh("W2", {"A": 2, "B": 4}, 900)])
     assert where(p) == {"W1": {"p": 3}, "W2": {"k": 2}}
 
 
 def test_shared_components_are_not_counted_twice():
     lines = [Line("k", "KIT", 2, KIT), Line("a", "A", 1)]
-    cands = [wh("W1", {"A": 2, "B": 4}, 900), wh("W2", {"A": 1}, 1)]
+    cands = [wh("W1", {"A": 2, "B": 4}, 1), wh("W2", {"A": 1}, 900)]
     p = run(lines, cands)
     assert where(p) == {"W1": {"k": 2}, "W2": {"a": 1}}
     for a in p.assignments:
@@ -271,7 +271,7 @@ def test_shared_components_are_not_counted_twice():
 def test_shared_sku_split_consumes_stock_once():
     """A plain line and a bundle both need A: what W1 gives the plain line, W2 cannot count twice."""
     lines = [Line("a", "A", 3), Line("k", "KIT", 2, (("A", 1), ("B", 1)))]
-    cands = [wh("W1", {"A": 3}, 900), wh("W2", {"A": 2, "B": 2}, 1)]
+    cands = [wh("W1", {"A": 3}, 1), wh("W2", {"A": 2, "B": 2}, 900)]
     p = run(lines, cands)
     assert where(p) == {"W1": {"a": 3}, "W2": {"k": 2}} and p.ok
     assert rules(p) == {"W1": "fewest_splits", "W2": "fewest_splits"}
@@ -279,7 +279,7 @@ def test_shared_sku_split_consumes_stock_once():
 
 def test_shared_sku_split_limit():
     lines = [Line("a", "A", 3), Line("k", "KIT", 2, (("A", 1), ("B", 1)))]
-    p = run(lines, [wh("W1", {"A": 3}, 900), wh("W2", {"A": 2, "B": 2}, 1)], max_splits=1)
+    p = run(lines, [wh("W1", {"A": 3}, 1), wh("W2", {"A": 2, "B": 2}, 900)], max_splits=1)
     assert where(p) == {"W1": {"a": 3}} and unsourced(p) == {"k": 2} and reasons(p) == {"W2": "split_limit"}
 
 
@@ -312,7 +312,7 @@ def test_explain_is_json():
 
 def test_explain_a_split():
     lines = [Line("x", "X", 1), Line("y", "Y", 1)]
-    p = run(lines, [wh("A", {"X": 1}), partner("P", {"Y": 1}), wh("Z", {}, can_ship=False)])
+    p = run(lines, [wh("A", {"X": 1}, 10), partner("P", {"Y": 1}), wh("Z", {}, can_ship=False)])
     assert p.explain("P") == {"strategy": "default", "rule": "partner_stock",
                               "rejected": [{"location": "Z", "reason": "not_ship_capable"}]}
     assert p.explain("A")["rule"] == "priority"  # 1 unit each: A won the tie on priority

@@ -1,6 +1,6 @@
 """Sourcing: a pure engine over a stock snapshot (`engine`, with its greedy split in `split`)
-and the strategies a channel chooses from (`strategies`). The service that loads the
-snapshot and persists the plan is not written yet."""
+and the strategies a channel chooses from (`strategies`); `service` loads the snapshot (the
+channel's candidate locations and their sellable stock) and persists a plan as fulfillments."""
 from app.orders.sourcing.engine import (
     DEFAULT_MAX_SPLITS, METHODS, REASONS, RULES, Assignment, Candidate, Line, LinePart, Plan, Ranking, Rejection,
     SourcingStrategy, consumption, demand, source, stock_units,

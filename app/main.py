@@ -53,6 +53,7 @@ ROUTER_MODULES = (
     "app.pricing.router",
     "app.customers.router",
     "app.orders.router",
+    "app.orders.fulfillment_routes",
     "app.payments.router",
     "app.events.router",
     "app.reports.router",

@@ -90,7 +90,8 @@ class OrderLine(SQLModel, table=True):
 
 class Fulfillment(SQLModel, table=True):
     __tablename__ = "fulfillments"
-    __table_args__ = (Index("ix_fulfillments_location_status", "location_id", "status"),)
+    __table_args__ = (Index("ix_fulfillments_location_status", "location_id", "status"),
+                      Index("ix_fulfillments_status_expires_at", "status", "expires_at"))  # the expiry job
 
     id: str = id_field()  # ful_<ulid>
     order_id: str = Field(max_length=40, foreign_key="orders.id", index=True)

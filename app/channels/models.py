@@ -20,6 +20,10 @@ class Channel(SQLModel, table=True):
     fulfillment_locations: list = json_field(list)
     return_window_days: int = 30
     pickup_hold_days: int = 3
+    # orders: which sourcing strategy ships its orders (app/orders/sourcing/strategies.py) and
+    # over how many locations one order may be split at most
+    sourcing_strategy: str = Field(default="default", max_length=20)
+    max_splits: int = 3
     version: int = 1
     created_at: datetime = ts_field()
     updated_at: datetime = ts_field()

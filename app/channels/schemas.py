@@ -7,6 +7,9 @@ from app.core.schemas import Bool, Code, Country, Currency, Input, Int, Name, Ou
 
 ChannelType = Literal["web", "app", "pos", "marketplace", "social"]
 Days = Annotated[Int, Field(ge=0, le=3650)]
+# the strategies of app/orders/sourcing/strategies.py (a test keeps the two in step)
+SourcingStrategy = Literal["default", "priority", "nearest"]
+MaxSplits = Annotated[Int, Field(ge=1, le=20)]
 
 
 class ChannelCreate(Input):
@@ -20,6 +23,8 @@ class ChannelCreate(Input):
     fulfillment_locations: Annotated[list[Code], Field(max_length=1000)] = []
     return_window_days: Days = 30
     pickup_hold_days: Days = 3
+    sourcing_strategy: SourcingStrategy = "default"
+    max_splits: MaxSplits = 3
 
 
 class ChannelUpdate(Input):
@@ -33,6 +38,8 @@ class ChannelUpdate(Input):
     fulfillment_locations: Annotated[list[Code], Field(max_length=1000)] | None = None
     return_window_days: Days | None = None
     pickup_hold_days: Days | None = None
+    sourcing_strategy: SourcingStrategy | None = None
+    max_splits: MaxSplits | None = None
     version: Version | None = None
 
 
@@ -48,6 +55,8 @@ class ChannelOut(Output):
     fulfillment_locations: list[str]
     return_window_days: int
     pickup_hold_days: int
+    sourcing_strategy: SourcingStrategy
+    max_splits: int
     version: int
     created_at: datetime
     updated_at: datetime

@@ -161,6 +161,7 @@ def test_every_request_number_and_boolean_is_strict():
 COLUMNS: dict[str, list[str]] = {
     "channels.return_window_days": ["ChannelCreate.return_window_days", "ChannelUpdate.return_window_days"],
     "channels.pickup_hold_days": ["ChannelCreate.pickup_hold_days", "ChannelUpdate.pickup_hold_days"],
+    "channels.max_splits": ["ChannelCreate.max_splits", "ChannelUpdate.max_splits"],
     "locations.priority": ["LocationCreate.priority", "LocationUpdate.priority"],
     "variants.weight_grams": ["VariantIn.weight_grams", "VariantUpdate.weight_grams"],
     "variants.position": [],

@@ -426,3 +426,41 @@ def test_order_progress_counts_unreplaced_declined_units_as_cancelled():
 
     assert derive_order_status(p.values()) == "partially_fulfilled"
     assert derive_order_status(progress([("l1", 1)], [("f1", "declined", None, [("l1", 1)])]).values()) == "cancelled"
+
+
+async def test_the_channel_chooses_its_sourcing_strategy_and_split_cap(client, admin, shop):
+    """default: the warehouse (priority 10) before a nearer store (50); nearest: the store next
+    to the customer; max_splits 1: a basket nobody covers alone is refused, not split."""
+    s = shop
+    await s.stock(client, s.wh, **{s.a: 5, s.c: 5})
+    await s.stock(client, s.hh, **{s.a: 5})
+    await s.stock(client, s.mu, **{s.b: 5})
+    r = await client.get(f"/v1/channels/{s.web}", headers=admin)
+    assert (r.json()["sourcing_strategy"], r.json()["max_splits"]) == ("default", 3)
+
+    async def ship_a_to_hamburg() -> dict:
+        cart = await create_cart(client, s.storefront, lines=lines((s.a, 1)), fulfillment=ship_to(HAMBURG))
+        return await checkout(client, s.storefront, cart["id"])
+
+    first = (await ship_a_to_hamburg())["fulfillments"][0]
+    assert first["location"] == s.wh and first["sourcing"]["strategy"] == "default"
+    assert (await client.patch(f"/v1/channels/{s.web}", headers=admin,
+                               json={"sourcing_strategy": "nearest"})).status_code == 200
+    near = (await ship_a_to_hamburg())["fulfillments"][0]
+    assert near["location"] == s.hh and near["sourcing"]["strategy"] == "nearest"
+    assert {x["location"]: x["reason"] for x in near["sourcing"]["rejected"]}[s.wh] == "further_away"
+    assert (await client.patch(f"/v1/channels/{s.web}", headers=admin, json={"max_splits": 1})).status_code == 200
+    cart = await create_cart(client, s.storefront, lines=lines((s.b, 1), (s.c, 1)), fulfillment=ship_to(HAMBURG))
+    r = await client.post(f"/v1/carts/{cart['id']}/checkout", headers=s.storefront, json={"payment": {"provider": "none"}})
+    assert_problem(r, 409, "insufficient_stock")
+    for bad in ({"sourcing_strategy": "cheapest"}, {"max_splits": 0}, {"max_splits": True}):
+        assert_problem(await client.patch(f"/v1/channels/{s.web}", headers=admin, json=bad), 422, "validation_error")
+
+
+def test_channel_strategies_match_the_sourcing_strategies():
+    from typing import get_args
+
+    from app.channels.schemas import SourcingStrategy
+    from app.orders.sourcing.strategies import STRATEGIES
+
+    assert set(get_args(SourcingStrategy)) == set(STRATEGIES)

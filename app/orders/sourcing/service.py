@@ -123,11 +123,9 @@ def _stocked_skus(lines: Sequence[engine.Line]) -> list[str]:
 
 
 def strategy_of(channel: Any) -> tuple[str, int]:
-    """The channel's sourcing strategy and split cap (`sourcing_strategy`, `max_splits` when the
-    channel has them; else the documented defaults)."""
-    name = getattr(channel, "sourcing_strategy", None) or "default"
-    splits = getattr(channel, "max_splits", None) or engine.DEFAULT_MAX_SPLITS
-    return name, splits
+    """The channel's sourcing strategy and split cap (channel settings `sourcing_strategy`,
+    `max_splits`)."""
+    return channel.sourcing_strategy, channel.max_splits
 
 
 # --------------------------------------------------------------------------- the plan

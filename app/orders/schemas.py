@@ -228,6 +228,7 @@ class OrderOut(BaseModel):
     lines: list[OrderLineOut]
     totals: TotalsOut
     fulfillments: list[FulfillmentOut]
+    unfulfillable: list[dict[str, Any]] = []  # [{order_line_id, sku, quantity}] nobody can serve
     returns: list[dict[str, Any]]
     version: int
     created_at: datetime

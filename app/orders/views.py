@@ -117,10 +117,30 @@ def render_line(ln: Any, prefix: str = "") -> dict:
     return out
 
 
+def unfulfillable(fulfillments: Iterable[tuple[Any, list]]) -> list[dict]:
+    """The units nobody can serve: lines of declined fulfillments that no later fulfillment took
+    over (`replaces`), as [{order_line_id, sku, quantity}]."""
+    fuls = list(fulfillments)
+    taken_over: dict[tuple[str, str], int] = defaultdict(int)
+    for f, flines in fuls:
+        if _get(f, "replaces") is not None:
+            for ln in flines:
+                taken_over[(_get(f, "replaces"), _get(ln, "order_line_id"))] += _get(ln, "quantity")
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for f, flines in fuls:
+        if _get(f, "status") == states.S.declined:
+            for ln in flines:
+                left = _get(ln, "quantity") - taken_over.get((_get(f, "id"), _get(ln, "order_line_id")), 0)
+                if left > 0:
+                    out[(_get(ln, "order_line_id"), _get(ln, "sku"))] += left
+    return [{"order_line_id": line, "sku": sku, "quantity": q} for (line, sku), q in sorted(out.items())]
+
+
 def render_order(order: Any, lines: Iterable[Any], fulfillments: Iterable[tuple[Any, list]],
                  who: Principal | None = None, *, line_prefix: str = "") -> dict:
     """The order object: `order` an orders row, `lines` its order lines (columns named with
     `line_prefix`), `fulfillments` [(fulfillment row, its lines)]."""
+    fulfillments = list(fulfillments)
     channel, number = _get(order, "channel"), _get(order, "number")
     return {
         "id": _get(order, "id"), "object": "order", "number": number, "channel": channel,
@@ -139,6 +159,7 @@ def render_order(order: Any, lines: Iterable[Any], fulfillments: Iterable[tuple[
         "fulfillments": [render_fulfillment(f, fl, order_number=number,
                                             show_pickup_code=pickup_code_visible(who, channel, _get(f, "location")))
                          for f, fl in fulfillments],
+        "unfulfillable": unfulfillable(fulfillments),
         "returns": [],
         "cart": _get(order, "cart_id"),
         "version": _get(order, "version"),

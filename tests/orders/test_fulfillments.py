@@ -224,6 +224,8 @@ async def test_decline_resources_to_the_next_store(client, w):
     assert [(u["sku"], u["quantity"]) for u in out["unfulfillable"]] == [(w.a, 2)]
     o = await w.order(client, order["id"])
     assert o["status"] == "cancelled" and o["lines"][0]["quantity_cancelled"] == 2
+    # the order says so: the units nobody can serve (Hamburg's decline was taken over by Berlin)
+    assert o["unfulfillable"] == [{"order_line_id": o["lines"][0]["id"], "sku": w.a, "quantity": 2}]
     assert (await w.level(client, w.a, w.be))["reserved"] == 0
     assert await events("order.cancelled", id=order["id"])
     assert await ledger_matches([w.a]) == []

@@ -21,7 +21,9 @@ LOCATIONS = [
      "address": {"line1": "Rosenthaler Straße 40", "postal_code": "10178", "city": "Berlin", "country": "DE"}, "lat": 52.5262, "lon": 13.4024},
     {"code": "st-munich", "name": "Store München Kaufingerstraße", "type": "store",
      "address": {"line1": "Kaufingerstraße 10", "postal_code": "80331", "city": "München", "country": "DE"}, "lat": 48.1374, "lon": 11.5714},
-    {"code": "pt-weinhaus", "name": "Weinhaus Keller (dropship partner)", "type": "partner",
+    # the wine partner before the warehouse (priority 5 < 10): an order it can ship whole (wine
+    # only) is drop-shipped; anything else the warehouse covers goes there
+    {"code": "pt-weinhaus", "name": "Weinhaus Keller (dropship partner)", "type": "partner", "priority": 5,
      "address": {"line1": "Weinstraße 3", "postal_code": "67433", "city": "Neustadt", "country": "DE"}, "lat": 49.3539, "lon": 8.1397},
 ]
 ALL_LOCATIONS = [loc["code"] for loc in LOCATIONS]
@@ -90,7 +92,8 @@ def _domain_seeders():
     import importlib
 
     out = []
-    for mod in ("app.catalog.seed", "app.pricing.seed", "app.inventory.seed", "app.customers.seed"):
+    for mod in ("app.catalog.seed", "app.pricing.seed", "app.inventory.seed", "app.customers.seed",
+                "app.orders.seed"):
         try:
             out.append(importlib.import_module(mod).seed_demo)
         except ModuleNotFoundError as exc:

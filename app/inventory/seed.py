@@ -1,6 +1,8 @@
 """Demo stock: the warehouse holds most, each store a little (Hamburg a lot of T-shirts,
-München none of the gift box's cheese), the wine partner ships wine. Every unit arrives
-through a `receipt` movement, so the ledger adds up from the start. Idempotent."""
+München none of the gift box's cheese), the wine partner ships wine. The jeans are a store
+range (Hamburg and Berlin only, none in the warehouse), so a web order of jeans ships from a
+store. Every unit arrives through a `receipt` movement, so the ledger adds up from the start.
+Idempotent."""
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -9,9 +11,9 @@ from app.inventory import service
 from app.inventory.models import StockLevel
 
 STOCK = {  # location -> sku prefix or sku -> (on_hand, safety_stock)
-    "wh-central": {"TS-": (40, 2), "HOOD-": (15, 1), "JEANS-": (12, 1), "WINE-RIES-075": (60, 6),
+    "wh-central": {"TS-": (40, 2), "HOOD-": (15, 1), "WINE-RIES-075": (60, 6),
                    "CHEESE-GOUDA": (25, 2), "COFFEE-ESP-1KG": (30, 2), "CHOC-DARK-100": (80, 5)},
-    "st-hamburg": {"TS-BLK-": (6, 1), "TS-WHT-": (4, 1), "HOOD-": (2, 0), "WINE-RIES-075": (8, 1),
+    "st-hamburg": {"TS-BLK-": (6, 1), "TS-WHT-": (4, 1), "HOOD-": (2, 0), "JEANS-": (2, 0), "WINE-RIES-075": (8, 1),
                    "CHEESE-GOUDA": (5, 1), "CHOC-DARK-100": (12, 2), "COFFEE-ESP-1KG": (6, 1)},
     "st-berlin": {"TS-BLK-": (3, 0), "JEANS-": (2, 0), "WINE-RIES-075": (4, 0), "CHEESE-GOUDA": (2, 0),
                   "CHOC-DARK-100": (6, 1)},

@@ -301,6 +301,12 @@ async def _source(session: AsyncSession, order: dict, lines: list[engine.Line], 
                 if spec.method != "ship":
                     sourcing.check_method_location(spec.method, locs.get(spec.location) if spec.location else None,
                                                    spec.location)
+                    listed = ch.fulfillment_locations or []
+                    if listed and not spec.sale and spec.location not in listed:
+                        raise ApiError(422, "validation_error",
+                                       f"Channel {ch.code!r} does not hand over at {spec.location!r}.",
+                                       errors=[{"field": "fulfillment.location",
+                                                "message": f"Not one of channel {ch.code!r}'s fulfillment locations."}])
                 if not plan.ok:
                     raise _Unsourced(plan, locs, snapshot.get(spec.location) if spec.location else None)
                 return await sourcing.allocate(session, order["id"], plan, by_key, locs, method=spec.method,
@@ -340,7 +346,6 @@ async def _sell(session: AsyncSession, order: dict, lines: list[engine.Line], by
 async def checkout_cart(session: AsyncSession, who: Principal, cart_id: str, body: CheckoutIn,
                         expected_version: int | None) -> dict:
     """POST /v1/carts/{id}/checkout (see the module doc)."""
-    check_payment(body.payment)
     order_id = new_id("ord")
     now = clock.now()
     claimed = (await session.execute(
@@ -352,6 +357,7 @@ async def checkout_cart(session: AsyncSession, who: Principal, cart_id: str, bod
         if row is None:
             raise cart_not_found(cart_id)
         raise cart_completed(row)
+    check_payment(body.payment)  # after the claim: a completed cart answers cart_completed whatever the payment
     if expected_version is not None and expected_version != claimed.version - 1:
         raise ApiError(412, "version_conflict", f"The cart is at version {claimed.version - 1}, the request expected "
                                                 f"version {expected_version}.", current_version=claimed.version - 1)
@@ -409,6 +415,10 @@ async def create_order(session: AsyncSession, who: Principal, body: OrderCreate)
         choice = await check_fulfillment(session, f or FulfillmentIn())
     customer_id, group, email = await resolve_customer(session, body.customer, who)
     payment = body.payment or PaymentIn(provider="external")
+    if sale and payment.provider != "external":
+        raise ApiError(422, "validation_error", "A sale at the till is paid there: payment.provider external "
+                                                "(cash or the card terminal, with its reference).",
+                       errors=[{"field": "payment.provider", "message": "A POS sale is paid: external."}])
     spec = Spec(channel=channel, lines=[(ln.sku, ln.quantity, ln.unit_price) for ln in body.lines],
                 method=choice["method"], location=choice["location"], address=choice["address"], payment=payment,
                 coupons=list(dict.fromkeys(c.upper() for c in body.coupon_codes)), customer_id=customer_id,

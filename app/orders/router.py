@@ -106,6 +106,7 @@ async def list_orders(
     status: Annotated[OrderStatus | None, Query()] = None,
     customer: Annotated[str | None, Query(max_length=320, description="Customer id, email or loyalty card")] = None,
     created_since: Annotated[str | None, Query(max_length=40, description="RFC 3339")] = None,
+    external_id: Annotated[str | None, Query(max_length=200, description="The marketplace's own order id")] = None,
     who: Principal = Depends(ORDER_READERS),
 ):
     since = _created_since(created_since)
@@ -115,7 +116,7 @@ async def list_orders(
     if customer is not None and customer_id is None:
         return json_response({"data": [], "next_cursor": None})
     result = await views.list_orders(session, who, page, channel=channel, status=status.value if status else None,
-                                     customer_id=customer_id, created_since=since)
+                                     customer_id=customer_id, created_since=since, external_id=external_id)
     return json_response(result)
 
 

@@ -302,7 +302,7 @@ __all__ = ["load_order", "list_orders", "render_order", "render_orders", "render
 
 async def list_orders(session: AsyncSession, who: Principal | None, page: Any, *, channel: str | None = None,
                       status: str | None = None, customer_id: str | None = None,
-                      created_since: Any = None, scoped: bool = True) -> dict:
+                      created_since: Any = None, external_id: str | None = None, scoped: bool = True) -> dict:
     """A page of orders within `who`'s scope (`scoped=False`: every order the filters match, e.g.
     a customer's from every channel), oldest first (cursor: the last id), rendered in full.
     Three statements whatever the page size."""
@@ -320,6 +320,8 @@ async def list_orders(session: AsyncSession, who: Principal | None, page: Any, *
         stmt = stmt.where(O.c.customer_id == customer_id)
     if created_since is not None:
         stmt = stmt.where(O.c.created_at >= created_since)
+    if external_id is not None:
+        stmt = stmt.where(O.c.external_id == external_id)
     rows = list((await session.execute(apply_page(stmt, O.c.id, page))).all())
     result = page_result(rows, page, lambda r: r)
     result["data"] = await render_orders(session, result["data"], who)

@@ -7,7 +7,7 @@ from app.core.db import sessionmaker, sql_statements
 from app.events.models import Event
 from app.orders.schemas import OrderOut
 from tests.conftest import uid
-from tests.helpers import assert_problem, warm_keys
+from tests.helpers import assert_problem, create_location, warm_keys
 from tests.inventory.builders import ledger_matches, level
 from tests.orders.builders import HAMBURG, MUNICH, Shop, checkout, create_cart, lines, pickup_at, ship_to
 
@@ -464,3 +464,30 @@ def test_channel_strategies_match_the_sourcing_strategies():
     from app.orders.sourcing.strategies import STRATEGIES
 
     assert set(get_args(SourcingStrategy)) == set(STRATEGIES)
+
+
+async def test_reviewed_edges_of_placing_orders(client, admin, shop):
+    """Pickup only where the channel hands over; a till sale is paid; a completed cart says so
+    whatever payment is asked; a connector finds its import by external_id."""
+    s = shop
+    await s.stock(client, s.hh, **{s.a: 5})
+    await s.stock(client, s.wh, **{s.a: 5})
+    outside = (await create_location(client, admin, "store"))["code"]
+    await s.stock(client, outside, **{s.a: 5})
+    r = await client.post("/v1/orders", headers=s.marketplace, json={
+        "external_id": uid("mk"), "lines": [{"sku": s.a, "quantity": 1}],
+        "fulfillment": {"method": "pickup", "location": outside}})
+    assert assert_problem(r, 422, "validation_error")["errors"][0]["field"] == "fulfillment.location"
+    r = await client.post("/v1/orders", headers=s.pos_hh, json={"lines": [{"sku": s.a, "quantity": 1}],
+                                                                "payment": {"provider": "none"}})
+    assert assert_problem(r, 422, "validation_error")["errors"][0]["field"] == "payment.provider"
+    cart = await create_cart(client, s.storefront, lines=lines((s.a, 1)), fulfillment=ship_to(HAMBURG))
+    await checkout(client, s.storefront, cart["id"])
+    r = await client.post(f"/v1/carts/{cart['id']}/checkout", headers=s.storefront, json={"payment": {"provider": "stripe"}})
+    assert_problem(r, 409, "cart_completed")
+    ext = uid("amz")
+    r = await client.post("/v1/orders", headers=s.marketplace, json={"external_id": ext, "lines": [{"sku": s.a, "quantity": 1}],
+                                                                     "fulfillment": {"method": "ship", "address": HAMBURG}})
+    assert r.status_code == 201, r.text
+    found = (await client.get("/v1/orders", params={"external_id": ext}, headers=s.marketplace)).json()["data"]
+    assert [o["id"] for o in found] == [r.json()["id"]]

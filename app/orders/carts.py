@@ -10,8 +10,8 @@ longer be priced (a price removed, a product archived), reading it answers 200 w
 unpriced and `pricing_error` saying why; checkout then answers that 422.
 
 Customers: `customer` is an id, email or loyalty card number, resolved through the customers
-domain when it exists (storefront keys: customers registered in their channel); their group
-feeds the quote. Without a customers domain the reference is accepted and ignored, as pricing does.
+domain (storefront and marketplace keys: customers registered in their channel); their group
+feeds the quote.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from app.core import clock
 from app.core.errors import ApiError
 from app.core.ids import new_id
 from app.core.responses import rfc3339
+from app.customers import service as customers  # orders build on customers, not the reverse
 from app.inventory import service as inventory
 from app.orders.dependencies import CART, bound_channel, visible_cart
 from app.orders.schemas import CartCreate, CartUpdate, FulfillmentIn
@@ -36,43 +37,25 @@ from app.pricing.service import load_channel, quote_basket
 
 async def resolve_customer(session: AsyncSession, ref: str | None, who: Principal | None,
                            field: str = "customer") -> tuple[str | None, str | None, str | None]:
-    """(customer id, group, email) of the customer `ref` names, through the customers domain
-    when it exists; (None, None, None) without one. Unknown (or, for a storefront key, registered
-    in another channel) -> 422 naming `field`. One statement."""
+    """(customer id, group, email) of the customer `ref` names; (None, None, None) for no `ref`.
+    Unknown (or, for a storefront or marketplace key, registered in another channel) -> 422
+    naming `field`. One statement."""
     if ref is None:
         return None, None, None
-    try:
-        from app.customers import service as customers  # orders build on customers, not the reverse
-    except ImportError:
-        return None, None, None
-    resolve = getattr(customers, "resolve_customer", None)
-    if resolve is None:
-        return None, None, None
-    channel = who.channel if (who is not None and who.role == "storefront") else None
-    row = await resolve(session, ref, channel=channel)
+    channel = who.channel if (who is not None and who.role in ("storefront", "marketplace")) else None
+    row = await customers.resolve_customer(session, ref, channel=channel)
     if row is None:
         raise ApiError(422, "validation_error", f"Unknown customer {ref!r}.",
                        errors=[{"field": field, "message": f"Unknown customer {ref!r}."}])
-    return row.id, getattr(row, "group", None), getattr(row, "email", None)
+    return row.id, row.group, row.email
 
 
 async def customer_group(session: AsyncSession, customer_id: str | None) -> str | None:
-    """The group of a stored customer id (None when there is none, or no customers domain)."""
+    """The group of a stored customer id (None when there is none, or the customer was erased)."""
     if customer_id is None:
         return None
-    try:
-        from app.customers import service as customers
-    except ImportError:
-        return None
-    getter = getattr(customers, "get_customer_group", None)
-    if getter is None:
-        return None
-    try:
-        return await getter(session, customer_id)
-    except ApiError as exc:
-        if exc.status == 404:  # erased meanwhile: price without a group
-            return None
-        raise
+    row = await customers.resolve_customer(session, customer_id)
+    return row.group if row is not None else None
 
 
 # --------------------------------------------------------------------------- fulfillment choice

@@ -77,8 +77,9 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+import bench_http  # noqa: E402
 from bench_http import ensure_wrk  # noqa: E402
-from common import ROOT, app_client, free_port, new_api_key, pg_backends_cpu, process_tree_cpu, run_with_database  # noqa: E402
+from common import ROOT, app_client, new_api_key, pg_backends_cpu, process_tree_cpu, run_with_database  # noqa: E402
 
 CHANNEL = "ck-web"
 WAREHOUSE = "ck-wh"
@@ -235,40 +236,15 @@ SERVER_LOG: list[Path] = []  # the running server's log (warnings, tracebacks), 
 
 @contextmanager
 def serve(target: str, workers: int, env: dict):
-    """bench_http.serve (uvicorn on a free loopback port, its process group ended on exit), with
-    the server's output kept in a file until the server stops, for the error report."""
-    import httpx
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--workers",
-           str(workers), "--log-level", "warning", "--no-access-log", "--app-dir", str(CODE[-1])]
+    """bench_http.serve from the code snapshot, with the server's output kept in a file until
+    the server stops, for the error report (server_log)."""
     with tempfile.NamedTemporaryFile(prefix="bench_checkout_server_", suffix=".log") as log:
-        proc = subprocess.Popen(cmd, cwd=CODE[-1], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
         SERVER_LOG.append(Path(log.name))
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{target} did not start (exit code {proc.returncode}):\n{server_log()}")
-                try:
-                    if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.3)
-            if workers > 1:
-                time.sleep(3)  # /healthz answered from the first worker up; let the others finish starting
-            yield base, proc.pid
+            with bench_http.serve(target, workers, env, app_dir=CODE[-1], log=log) as served:
+                yield served
         finally:
             SERVER_LOG.pop()
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)  # its own process group: uvicorn and its workers
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
 
 
 def server_log(chars: int = 4000) -> str:

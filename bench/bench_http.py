@@ -120,15 +120,20 @@ def ensure_wrk() -> None:
 
 
 @contextmanager
-def serve(target: str, workers: int, env: dict, app_dir: Path | None = None) -> Iterator[tuple[str, int]]:
-    """uvicorn serving `target` on a free loopback port: (base URL, pid of the uvicorn process)."""
+def serve(target: str, workers: int, env: dict, app_dir: Path | None = None, log=None) -> Iterator[tuple[str, int]]:
+    """uvicorn serving `target` on a free loopback port: (base URL, pid of the uvicorn process),
+    imported from `app_dir` (default: this checkout), its process group ended on exit. Its output
+    goes to `log` (a file the caller keeps, e.g. to show after a failure) or to a temporary file."""
     import httpx
 
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--workers",
            str(workers), "--log-level", "warning", "--no-access-log"] + (["--app-dir", str(app_dir)] if app_dir else [])
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    own_log = log is None
+    if own_log:
+        log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=app_dir or ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -153,7 +158,8 @@ def serve(target: str, workers: int, env: dict, app_dir: Path | None = None) -> 
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        log.close()
+        if own_log:
+            log.close()
 
 
 def check(base: str, sc: Scenario) -> tuple[int, dict | list]:

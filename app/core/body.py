@@ -21,10 +21,6 @@ MAX_JSON_DEPTH = 32
 BULK_PATHS = ("/v1/catalog/import",)
 
 
-class TooLarge(Exception):
-    pass
-
-
 def _content_type(scope) -> bytes:
     for name, value in scope["headers"]:
         if name == b"content-type":

@@ -40,15 +40,6 @@ def _pg_expression(channel_type: str) -> Any:
     return select(literal(prefix(channel_type) + "-", String) + func.lpad(seq.c.n, width, "0")).scalar_subquery()
 
 
-async def next_number(session: AsyncSession, channel_type: str) -> str:
-    """The next number as a string (one statement on both databases)."""
-    if is_postgres(session):
-        n = (await session.execute(select(func.nextval("order_number_seq")))).scalar_one()
-    else:
-        n = await _sqlite_next(session)
-    return format_number(channel_type, n)
-
-
 async def _sqlite_next(session: AsyncSession) -> int:
     n = (await session.execute(_SQLITE_NEXT)).scalar()
     if n is None:  # the counter row is missing (a database not made by the migrations)

@@ -60,7 +60,8 @@ async def customer_group(session: AsyncSession, customer_id: str | None) -> str 
 
 # --------------------------------------------------------------------------- fulfillment choice
 
-async def check_fulfillment(session: AsyncSession, f: FulfillmentIn, field: str = "fulfillment") -> dict:
+async def check_fulfillment(session: AsyncSession, f: FulfillmentIn, field: str = "fulfillment", *,
+                            channel: Any = None) -> dict:
     """The stored form of a fulfillment choice {method, location (code), address}: pickup and
     reserve need an active pickup-capable store (422 naming `fulfillment.location`), ship takes no
     location. The address is checked at checkout (a cart may not know it yet)."""
@@ -74,7 +75,7 @@ async def check_fulfillment(session: AsyncSession, f: FulfillmentIn, field: str 
                 "address": f.address.model_dump(exclude_none=True) if f.address else None}
     found = await inventory.locations_by_code(session, [f.location]) if f.location else {}
     loc = sourcing.check_method_location(method, found.get(f.location) if f.location else None, f.location,
-                                         f"{field}.location")
+                                         f"{field}.location", channel=channel)
     assert loc is not None
     return {"method": method, "location": loc.code,
             "address": f.address.model_dump(exclude_none=True) if f.address else None}
@@ -155,7 +156,7 @@ async def _answer(session: AsyncSession, cart: Any, channel: Any, *, quote: Any 
 async def create_cart(session: AsyncSession, who: Principal, body: CartCreate) -> dict:
     channel = await load_channel(session, bound_channel(who, body.channel))
     customer_id, group, _ = await resolve_customer(session, body.customer, who)
-    fulfillment = await check_fulfillment(session, body.fulfillment)
+    fulfillment = await check_fulfillment(session, body.fulfillment, channel=channel)
     lines = [{"sku": ln.sku, "quantity": ln.quantity} for ln in body.lines]
     coupons = list(dict.fromkeys(c.upper() for c in body.coupon_codes))
     quote = await price(session, channel, lines, coupons, group) if lines else None
@@ -203,7 +204,7 @@ async def update_cart(session: AsyncSession, who: Principal, ref: str, body: Car
     if "lines" in given:
         values["lines"] = [{"sku": ln.sku, "quantity": ln.quantity} for ln in (body.lines or [])]
     if "fulfillment" in given:
-        values["fulfillment"] = await check_fulfillment(session, body.fulfillment or FulfillmentIn())
+        values["fulfillment"] = await check_fulfillment(session, body.fulfillment or FulfillmentIn(), channel=channel)
     merged = {**cart._asdict(), **values}
     quote = None
     if merged["lines"]:

@@ -300,13 +300,7 @@ async def _source(session: AsyncSession, order: dict, lines: list[engine.Line], 
                                                  snapshot=snapshot)
                 if spec.method != "ship":
                     sourcing.check_method_location(spec.method, locs.get(spec.location) if spec.location else None,
-                                                   spec.location)
-                    listed = ch.fulfillment_locations or []
-                    if listed and not spec.sale and spec.location not in listed:
-                        raise ApiError(422, "validation_error",
-                                       f"Channel {ch.code!r} does not hand over at {spec.location!r}.",
-                                       errors=[{"field": "fulfillment.location",
-                                                "message": f"Not one of channel {ch.code!r}'s fulfillment locations."}])
+                                                   spec.location, channel=None if spec.sale else ch)
                 if not plan.ok:
                     raise _Unsourced(plan, locs, snapshot.get(spec.location) if spec.location else None)
                 return await sourcing.allocate(session, order["id"], plan, by_key, locs, method=spec.method,
@@ -412,7 +406,7 @@ async def create_order(session: AsyncSession, who: Principal, body: OrderCreate)
                            errors=[{"field": "fulfillment.location", "message": "An active store is required."}])
         choice = {"method": "pickup", "location": store.code, "address": None}
     else:
-        choice = await check_fulfillment(session, f or FulfillmentIn())
+        choice = await check_fulfillment(session, f or FulfillmentIn(), channel=channel)
     customer_id, group, email = await resolve_customer(session, body.customer, who)
     payment = body.payment or PaymentIn(provider="external")
     if sale and payment.provider != "external":

@@ -478,6 +478,9 @@ async def test_reviewed_edges_of_placing_orders(client, admin, shop):
         "external_id": uid("mk"), "lines": [{"sku": s.a, "quantity": 1}],
         "fulfillment": {"method": "pickup", "location": outside}})
     assert assert_problem(r, 422, "validation_error")["errors"][0]["field"] == "fulfillment.location"
+    r = await client.post("/v1/carts", headers=s.storefront, json={  # the cart says so first
+        "lines": [{"sku": s.a, "quantity": 1}], "fulfillment": {"method": "pickup", "location": outside}})
+    assert assert_problem(r, 422, "validation_error")["errors"][0]["field"] == "fulfillment.location"
     r = await client.post("/v1/orders", headers=s.pos_hh, json={"lines": [{"sku": s.a, "quantity": 1}],
                                                                 "payment": {"provider": "none"}})
     assert assert_problem(r, 422, "validation_error")["errors"][0]["field"] == "payment.provider"

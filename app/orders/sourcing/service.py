@@ -298,9 +298,10 @@ async def allocate(session: AsyncSession, order_id: str, plan: engine.Plan, line
     return rows
 
 
-def check_method_location(method: str, loc: Loc | None, ref: str | None, field: str = "fulfillment.location") -> Loc | None:
-    """pickup / reserve need an active pickup-capable location: 422 naming `field` otherwise.
-    Ship ignores it (returns None)."""
+def check_method_location(method: str, loc: Loc | None, ref: str | None, field: str = "fulfillment.location",
+                          channel: Any = None) -> Loc | None:
+    """pickup / reserve need an active pickup-capable location, one of `channel`'s fulfillment
+    locations when it names any: 422 naming `field` otherwise. Ship ignores it (returns None)."""
     if method == "ship":
         return None
     if ref is None:
@@ -315,4 +316,8 @@ def check_method_location(method: str, loc: Loc | None, ref: str | None, field: 
     if not loc.can_pickup:
         raise ApiError(422, "validation_error", f"Location {loc.code!r} does not offer pickup.",
                        errors=[{"field": field, "message": f"Location {loc.code!r} does not offer pickup."}])
+    listed = (channel.fulfillment_locations or []) if channel is not None else []
+    if listed and loc.code not in listed:
+        raise ApiError(422, "validation_error", f"Channel {channel.code!r} does not hand over at {loc.code!r}.",
+                       errors=[{"field": field, "message": f"Not one of channel {channel.code!r}'s fulfillment locations."}])
     return loc

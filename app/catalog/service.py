@@ -17,8 +17,7 @@ from typing import Any
 
 import orjson
 from fastapi import Request
-from sqlalchemy import Integer, any_, bindparam, delete, exists, func, insert, literal_column, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy import Integer, bindparam, delete, exists, func, insert, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +29,7 @@ from app.channels.models import Channel
 from app.core import clock
 from app.core.concurrency import check_version
 from app.core.cache import Cache
-from app.core.sql import chunks, where_in
+from app.core.sql import chunks, in_param, where_in
 from app.core.db import is_postgres
 from app.core.errors import ApiError
 from app.core.ids import new_id
@@ -175,12 +174,6 @@ def _cached(key: tuple, build):
     return stmt
 
 
-def _in_param(pg: bool, column, name: str):
-    if pg:
-        return column == any_(bindparam(name, type_=PG_ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
-
-
 def _channels_column(pg: bool):
     """The product's channel codes, comma-joined (codes cannot contain commas), as a column."""
     sep = literal_column("','")
@@ -197,7 +190,7 @@ def _variants_stmt(pg: bool):
         select(V.c.id, V.c.product_id, V.c.sku, V.c.gtin, V.c.title, V.c.options, V.c.attributes,
                V.c.weight_grams, V.c.track_inventory, V.c.is_bundle, BC.c.component_sku, BC.c.quantity)
         .select_from(V.outerjoin(BC, BC.c.bundle_variant_id == V.c.id))
-        .where(_in_param(pg, V.c.product_id, "ids"))
+        .where(in_param(pg, V.c.product_id, "ids"))
         .order_by(V.c.product_id, V.c.position, V.c.id, BC.c.component_sku)
     )
 
@@ -339,7 +332,7 @@ def _variant_detail_stmt(kind: str = "all", by: str | None = None, pg: bool = Fa
         .order_by(BC.c.component_sku)
     )
     if by == "gtins":
-        return stmt.where(_in_param(pg, V.c.gtin, "value"))
+        return stmt.where(in_param(pg, V.c.gtin, "value"))
     if by == "sku":  # any spelling (the caller passes sku_key(value))
         return stmt.where(sku_lower() == bindparam("value"))
     if by is not None:
@@ -478,7 +471,7 @@ _NOT_FOUND = object()
 
 def _lookup_stmt(pg: bool, in_channel: bool):
     """Built once per shape (SQLite: an expanding IN; PostgreSQL: = ANY(array), one parameter)."""
-    stmt = _info_stmt().where(_in_param(pg, sku_lower(), "keys")).order_by(V.c.sku, BC.c.component_sku)
+    stmt = _info_stmt().where(in_param(pg, sku_lower(), "keys")).order_by(V.c.sku, BC.c.component_sku)
     if in_channel:
         stmt = stmt.where(P.c.status == "active",
                           exists().where(PC.c.product_id == P.c.id, PC.c.channel_code == bindparam("channel")))

@@ -21,6 +21,14 @@ def where_in(session: AsyncSession, column, values: Iterable):
     return column.in_(values)
 
 
+def in_param(pg: bool, column, name: str):
+    """`column IN :name` for a statement built once and run with a list bound to `name`:
+    PostgreSQL `= ANY(:name)` (one array parameter), elsewhere an expanding IN."""
+    if pg:
+        return column == any_(bindparam(name, type_=PG_ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 def chunks(values: Sequence, size: int = IN_CHUNK):
     for i in range(0, len(values), size):
         yield values[i:i + size]

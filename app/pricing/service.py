@@ -11,13 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import and_, any_, bindparam, delete, func, insert, or_, select
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import canonical, canonical_sku, lookup_skus, sku_key
-from app.core.sql import chunks, where_in
+from app.core.sql import chunks, in_param, where_in
 from app.channels.models import Channel
 from app.channels.service import channel_row
 from app.core import clock
@@ -491,10 +490,8 @@ async def _reference_by_stamp(session: AsyncSession) -> ReferenceData:
     return data
 
 
-_PRICES = {  # built once: SQLite an expanding IN, PostgreSQL = ANY(:skus)
-    pg: select(PE.c.price_list_id, PE.c.sku, PE.c.amount, PE.c.min_quantity).where(
-        PE.c.sku == any_(bindparam("skus", type_=PG_ARRAY(PE.c.sku.type))) if pg
-        else PE.c.sku.in_(bindparam("skus", expanding=True)))
+_PRICES = {  # built once per dialect
+    pg: select(PE.c.price_list_id, PE.c.sku, PE.c.amount, PE.c.min_quantity).where(in_param(pg, PE.c.sku, "skus"))
     for pg in (False, True)
 }
 

@@ -12,6 +12,7 @@ from app.core.db import get_session
 from app.core.errors import ApiError
 from app.core.pagination import PageParams, apply_page, page_params, page_result
 from app.core.responses import created, json_response, rfc3339
+from app.customers import service as customers
 from app.orders import carts, checkout, views
 from app.orders.dependencies import CART, CART_ROLES, ORDER_READERS, ORDER_WRITERS, cart_scope
 from app.orders.schemas import CartCreate, CartOut, CartStatus, CartUpdate, CheckoutIn, OrderCreate, OrderList, OrderOut
@@ -129,14 +130,7 @@ async def get_order(ref: OrderRef, session: Session, who: Principal = Depends(OR
 
 async def _customer_id(session: AsyncSession, ref: str, who: Principal, missing_ok: bool = False) -> str | None:
     """The id of the customer `ref` names (visible to `who`), else 404 (or None when missing_ok)."""
-    try:
-        from app.customers import service as customers
-    except ImportError:
-        customers = None
-    resolve = getattr(customers, "resolve_customer", None) if customers is not None else None
-    row = None
-    if resolve is not None:
-        row = await resolve(session, ref, channel=who.channel if who.role == "storefront" else None)
+    row = await customers.resolve_customer(session, ref, channel=who.channel if who.role == "storefront" else None)
     if row is None:
         if missing_ok:
             return None

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import canonical, canonical_sku, lookup_skus, sku_key
 from app.core.sql import chunks, in_param, where_in
+from app.customers import service as customers
 from app.channels.models import Channel
 from app.channels.service import channel_row
 from app.core import clock
@@ -398,14 +399,7 @@ async def customer_group_of(session: AsyncSession, ref: str, *, channel: str | N
     """The customer's group, through the customers domain. Unknown (or, with `channel`, registered
     in another channel: a storefront cannot learn about other channels' customers) -> 422."""
     try:
-        from app.customers import service as customers  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    getter = getattr(customers, "get_customer_group", None)
-    if getter is None:
-        return None
-    try:
-        return await getter(session, ref, channel=channel)
+        return await customers.get_customer_group(session, ref, channel=channel)
     except ApiError as exc:
         if exc.status == 404:
             raise ApiError(422, "validation_error", f"Unknown customer {ref!r}.",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -27,7 +27,8 @@ from app.core.ids import new_id
 from app.core.responses import rfc3339
 from app.customers import service as customers  # orders build on customers, not the reverse
 from app.inventory import service as inventory
-from app.orders.dependencies import CART, bound_channel, visible_cart
+from app.core.pagination import PageParams, apply_page, page_result
+from app.orders.dependencies import CART, bound_channel, cart_scope, visible_cart
 from app.orders.schemas import CartCreate, CartUpdate, FulfillmentIn
 from app.orders.sourcing import service as sourcing
 from app.pricing.service import load_channel, quote_basket
@@ -168,6 +169,22 @@ async def create_cart(session: AsyncSession, who: Principal, body: CartCreate) -
            "version": 1, "created_at": now, "updated_at": now}
     await session.execute(insert(CART).values(**row))
     return await _answer(session, _Row(row), channel, quote=quote, strict=True)
+
+
+def _summary(c: Any) -> dict:
+    return {"id": c.id, "object": "cart", "channel": c.channel, "customer": c.customer_id, "status": c.status,
+            "order": c.order_id, "coupon_codes": list(c.coupon_codes or []), "lines": list(c.lines or []),
+            "fulfillment": c.fulfillment, "version": c.version, "created_at": rfc3339(c.created_at),
+            "updated_at": rfc3339(c.updated_at)}
+
+
+async def list_carts(session: AsyncSession, who: Principal, page: PageParams, *, status: str | None = None) -> dict:
+    """A page of the carts `who` may see (bound keys: the ones they created), unpriced."""
+    stmt = select(CART).where(*cart_scope(who))
+    if status is not None:
+        stmt = stmt.where(CART.c.status == status)
+    rows = (await session.execute(apply_page(stmt, CART.c.id, page))).all()
+    return page_result(list(rows), page, _summary)
 
 
 async def get_cart(session: AsyncSession, who: Principal, ref: str) -> dict:

@@ -3,18 +3,17 @@ checkout.py and views.py, who may do what in dependencies.py."""
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal, require
 from app.core.concurrency import if_match_version
 from app.core.db import get_session
 from app.core.errors import ApiError
-from app.core.pagination import PageParams, apply_page, page_params, page_result
-from app.core.responses import created, json_response, rfc3339
+from app.core.pagination import PageParams, page_params
+from app.core.responses import created, json_response
 from app.customers import service as customers
 from app.orders import carts, checkout, views
-from app.orders.dependencies import CART, CART_ROLES, ORDER_READERS, ORDER_WRITERS, cart_scope
+from app.orders.dependencies import CART_ROLES, ORDER_READERS, ORDER_WRITERS
 from app.orders.schemas import CartCreate, CartOut, CartStatus, CartUpdate, CheckoutIn, OrderCreate, OrderList, OrderOut
 from app.orders.states import OrderStatus
 
@@ -47,15 +46,7 @@ async def create_cart(body: CartCreate, session: Session, who: Principal = Depen
             description="Bound keys see the carts they created in their channel. GET /v1/carts/{id} prices one.")
 async def list_carts(session: Session, page: PageParams = Depends(page_params),
                      status: Annotated[CartStatus | None, Query()] = None, who: Principal = Depends(CART_ROLES)):
-    stmt = select(CART).where(*cart_scope(who))
-    if status is not None:
-        stmt = stmt.where(CART.c.status == status.value)
-    rows = (await session.execute(apply_page(stmt, CART.c.id, page))).all()
-    return json_response(page_result(list(rows), page, lambda c: {
-        "id": c.id, "object": "cart", "channel": c.channel, "customer": c.customer_id, "status": c.status,
-        "order": c.order_id, "coupon_codes": list(c.coupon_codes or []), "lines": list(c.lines or []),
-        "fulfillment": c.fulfillment, "version": c.version, "created_at": rfc3339(c.created_at),
-        "updated_at": rfc3339(c.updated_at)}))
+    return json_response(await carts.list_carts(session, who, page, status=status.value if status else None))
 
 
 @router.get("/v1/carts/{cart_id}", response_model=CartOut, summary="Get a cart (priced)")

@@ -53,7 +53,8 @@ def _load_jobs() -> None:
     """Import the modules that register jobs."""
     import importlib
 
-    for mod in ("app.inventory.jobs", "app.orders.jobs", "app.events.delivery"):
+    for mod in ("app.inventory.jobs", "app.orders.jobs", "app.payments.jobs", "app.returns.jobs",
+                "app.catalog.import_jobs", "app.events.delivery"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

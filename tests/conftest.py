@@ -57,6 +57,9 @@ os.environ.setdefault("DB_POOL_TIMEOUT", "30")
 MAX_TEST_CONNECTIONS = 25
 os.environ.setdefault("STRIPE_API_KEY", "sk_test_fake")
 os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_test_fake")
+# never the real Stripe: a closed local port unless a test starts the fake (tests/payments/conftest.py)
+os.environ.setdefault("STRIPE_API_BASE", "http://127.0.0.1:9")
+os.environ.setdefault("STRIPE_MAX_NETWORK_RETRIES", "0")
 
 from app.cli import run_migrations  # noqa: E402
 

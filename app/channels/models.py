@@ -24,6 +24,8 @@ class Channel(SQLModel, table=True):
     # over how many locations one order may be split at most
     sourcing_strategy: str = Field(default="default", max_length=20)
     max_splits: int = 3
+    # an order waiting for its online payment (pending_payment) is cancelled after this long
+    payment_timeout_minutes: int = 60
     version: int = 1
     created_at: datetime = ts_field()
     updated_at: datetime = ts_field()

@@ -28,6 +28,7 @@ def render(ch: Channel) -> dict:
         "price_lists": list(ch.price_lists or []), "fulfillment_locations": list(ch.fulfillment_locations or []),
         "return_window_days": ch.return_window_days, "pickup_hold_days": ch.pickup_hold_days,
         "sourcing_strategy": ch.sourcing_strategy, "max_splits": ch.max_splits,
+        "payment_timeout_minutes": ch.payment_timeout_minutes,
         "version": ch.version, "created_at": rfc3339(ch.created_at), "updated_at": rfc3339(ch.updated_at),
     }
 

@@ -10,6 +10,7 @@ Days = Annotated[Int, Field(ge=0, le=3650)]
 # the strategies of app/orders/sourcing/strategies.py (a test keeps the two in step)
 SourcingStrategy = Literal["default", "priority", "nearest"]
 MaxSplits = Annotated[Int, Field(ge=1, le=20)]
+Minutes = Annotated[Int, Field(ge=5, le=7 * 24 * 60)]  # Stripe holds an authorization at most 7 days
 
 
 class ChannelCreate(Input):
@@ -25,6 +26,7 @@ class ChannelCreate(Input):
     pickup_hold_days: Days = 3
     sourcing_strategy: SourcingStrategy = "default"
     max_splits: MaxSplits = 3
+    payment_timeout_minutes: Minutes = 60
 
 
 class ChannelUpdate(Input):
@@ -40,6 +42,7 @@ class ChannelUpdate(Input):
     pickup_hold_days: Days | None = None
     sourcing_strategy: SourcingStrategy | None = None
     max_splits: MaxSplits | None = None
+    payment_timeout_minutes: Minutes | None = None
     version: Version | None = None
 
 
@@ -57,6 +60,7 @@ class ChannelOut(Output):
     pickup_hold_days: int
     sourcing_strategy: SourcingStrategy
     max_splits: int
+    payment_timeout_minutes: int
     version: int
     created_at: datetime
     updated_at: datetime

@@ -92,7 +92,8 @@ async def update_channel(session: AsyncSession, request: Request, ref: str, data
     check_version(request, ch.version, data.version)
     changes = data.model_dump(exclude_unset=True, exclude={"version"})
     for field in ("name", "currency", "country", "prices_include_tax", "price_lists",
-                  "fulfillment_locations", "return_window_days", "pickup_hold_days", "sourcing_strategy", "max_splits"):
+                  "fulfillment_locations", "return_window_days", "pickup_hold_days", "sourcing_strategy", "max_splits",
+                  "payment_timeout_minutes"):
         if field in changes and changes[field] is None:
             raise ApiError(422, "validation_error", f"{field} may not be null.",
                            errors=[{"field": field, "message": "May not be null."}])

@@ -6,7 +6,8 @@ failing with "database is locked" on the upgrade. PostgreSQL: READ COMMITTED
 and conditional UPDATEs / row locks where invariants need them.
 """
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 
@@ -125,6 +126,7 @@ def get_engine() -> AsyncEngine:
         _engine = make_engine()
         _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False, autoflush=False)
         cache.install(_engine)
+        event.listen(_engine.sync_engine, "rollback", lambda conn: conn.info.pop(_AFTER_COMMIT, None))
         cache.bus.configure(_engine.url, _engine.dialect.name)
     return _engine
 
@@ -216,7 +218,7 @@ class RequestDb:
             await self.session.flush()
         if self.conn is not None and self.conn.in_transaction():
             await self.conn.commit()
-            cache.after_commit(self.conn.sync_connection.info)
+            committed(self.conn.sync_connection.info)
 
     async def rollback(self) -> None:
         if self.session is not None:
@@ -253,7 +255,27 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
         async with session.begin():
             yield session
             info = (await session.connection()).sync_connection.info
-        cache.after_commit(info)
+        committed(info)
+
+
+_AFTER_COMMIT = "uc_after_commit"
+
+
+async def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call `callback` (plain, quick: it may start a task) once the session's transaction has
+    committed, whoever commits it (the request, a unit of work); dropped when it rolls back."""
+    info = (await session.connection()).sync_connection.info
+    info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def committed(info: dict) -> None:
+    """After a COMMIT on a connection (its `.info`): caches dropped once more, callbacks run."""
+    cache.after_commit(info)
+    for callback in info.pop(_AFTER_COMMIT, ()):
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - the commit stands; the callback's work is retried elsewhere
+            logging.getLogger("app.db").exception("an after-commit callback failed")
 
 
 async def flush_unique(session: AsyncSession, what: str, code: str, field: str = "code") -> None:

@@ -71,8 +71,9 @@ def lock_id(api_key_id: str, key: str) -> int:
 
 
 def mark_secret(request, *fields: str) -> None:
-    """Call from a route whose answer carries a secret (an API key's, a webhook's): those top-level
-    fields are stored as null, so a replay never shows the secret again."""
+    """Call from a route whose answer carries a secret (an API key's, a webhook's, a PaymentIntent's
+    client_secret): those fields (top-level names or dotted paths) are stored as null, so a replay
+    never shows the secret again."""
     request.scope["state"]["secret_fields"] = fields
 
 
@@ -81,10 +82,13 @@ def _redact(body: bytes, fields) -> bytes:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return b""
-    if isinstance(data, dict):
-        for f in fields:
-            if f in data:
-                data[f] = None
+    for f in fields:  # "secret", or a dotted path like "payment.client_secret"
+        *path, last = f.split(".")
+        obj = data
+        for name in path:
+            obj = obj.get(name) if isinstance(obj, dict) else None
+        if isinstance(obj, dict) and last in obj:
+            obj[last] = None
     return orjson.dumps(data)
 
 

@@ -16,6 +16,11 @@ class Settings(BaseSettings):
     stripe_api_key: str = "sk_test_unset"
     stripe_webhook_secret: str = "whsec_unset"
     stripe_api_base: str | None = None
+    stripe_multicapture: bool = False  # ask for multicapture: one capture per shipment of a split order
+    stripe_timeout_seconds: float = 20.0
+    stripe_max_network_retries: int = 1  # every call carries an idempotency key, so a retry is safe
+    # warn (event payment.authorization_expiring) this long before an uncaptured authorization lapses
+    authorization_warning_hours: int = 24
 
     # Rate limiting per API key: N requests per window (moving window).
     rate_limit: str = "6000/minute"
@@ -28,6 +33,14 @@ class Settings(BaseSettings):
     max_import_bytes: int = 200 * 1024 * 1024
 
     idempotency_ttl_seconds: int = 24 * 3600
+
+    # POST /v1/catalog/import: a file of more rows than this runs as a background job (202 and
+    # GET /v1/catalog/imports/{id}); smaller ones are answered inline. Rows per committed chunk
+    # of a job; a running job whose last chunk committed longer ago than import_stale_seconds
+    # (its process died) is taken over by the worker.
+    import_inline_max_rows: int = 5000
+    import_chunk_rows: int = 1000
+    import_stale_seconds: int = 120
 
     # Reservations by storefront and marketplace keys (POST /v1/reservations): at most this
     # many units per reservation, held at most this long (422 naming the field above).

@@ -1,14 +1,16 @@
 """Placing orders: a cart's checkout, a POS sale, a marketplace import. One transaction each.
 
 Checkout of a cart, as steps (all in the request's transaction; any failure rolls all back):
-  1. payment: `stripe` answers 422 payment_provider_unavailable (payments arrive with their own
-     issue; no provider will ever be called while stock is locked); `external` means paid elsewhere
-     (payment_status `paid`, the reference kept when given); `none` means nothing collected yet
-     (payment_status `unpaid`, e.g. pay at pickup). Either way the order is `confirmed` at once.
-  2. claim the cart: `UPDATE carts SET status = 'completed' … WHERE status = 'open' RETURNING`:
+  1. claim the cart: `UPDATE carts SET status = 'completed' … WHERE status = 'open' RETURNING`:
      a concurrent second checkout of the same cart waits on that row and then finds it
      completed (409 cart_completed naming the order); a rollback gives the cart back.
-  3. re-price through `pricing.service.quote_basket` (the cart's numbers may have changed).
+  2. re-price through `pricing.service.quote_basket` (the cart's numbers may have changed).
+  3. payment (app/payments, `payments.start`), before any stock is locked: `stripe` creates a
+     PaymentIntent for the total with manual capture (the order is `pending_payment`, its stock
+     allocated below, confirmed by the webhook; the answer carries `payment.client_secret`, never
+     stored for a replay); `external` is paid elsewhere (payment_status `paid`, the reference
+     kept); `store_credit` spends the customer's balance; `none` collects nothing yet (`unpaid`,
+     e.g. pay at pickup). When a later step fails, a PaymentIntent just created is cancelled.
   4. write the order (its number computed by the INSERT on PostgreSQL) and its lines, keeping
      every quote figure per line (unit price, discounts, total, tax, bundle shares).
   5. source and allocate (`sourcing.service.plan` + `allocate`) inside a savepoint: when the
@@ -17,7 +19,8 @@ Checkout of a cart, as steps (all in the request's transaction; any failure roll
      back and the plan made again (three tries), so neither reaches the client as an error.
      Whatever cannot be sourced: 409 insufficient_stock naming every short SKU (pickup /
      reserve: with `alternatives`, the nearest stores that have the whole basket).
-  6. outbox events: order.created, order.confirmed, fulfillment.created (per fulfillment).
+  6. outbox events: order.created, order.confirmed (unless it waits for its payment),
+     fulfillment.created (per fulfillment).
 The answer is rendered from what was written (no read-back). About 15 statements whatever the
 basket size (tests/orders/test_checkout.py counts them).
 
@@ -56,6 +59,7 @@ from app.orders.schemas import CheckoutIn, FulfillmentIn, OrderCreate, PaymentIn
 from app.orders.sourcing import engine
 from app.orders.sourcing import service as sourcing
 from app.orders.views import render_order
+from app.payments import service as payments
 from app.pricing import engine as pricing_engine
 from app.pricing.service import load_channel, quote_basket, reference_data
 
@@ -87,21 +91,6 @@ class Spec:
     sale: bool = False  # a POS sale: completed at the store at once
     store: Any = None  # the sale's store (inventory Loc)
     line_field: str = "lines[{i}]"
-
-
-# --------------------------------------------------------------------------- payment
-
-def check_payment(payment: PaymentIn) -> tuple[str, str | None]:
-    """(payment_status, reference) for a provider. Stripe is not available yet: 422
-    payment_provider_unavailable naming payment.provider (a 4xx, not a 503: retrying will not
-    help until the payments issue lands, and no client input may produce a 5xx)."""
-    if payment.provider == "stripe":
-        raise ApiError(422, "payment_provider_unavailable",
-                       "Stripe payments are not available yet; pay with provider 'external' or 'none'.",
-                       errors=[{"field": "payment.provider", "message": "Stripe is not available yet."}])
-    if payment.provider == "external":
-        return "paid", payment.reference
-    return "unpaid", payment.reference
 
 
 # --------------------------------------------------------------------------- pricing
@@ -184,7 +173,6 @@ async def _shortage_error(session: AsyncSession, spec: Spec, lines: list[engine.
 async def place(session: AsyncSession, who: Principal | None, spec: Spec, order_id: str | None = None) -> dict:
     """Price, write, source and allocate one order; returns it rendered for `who`."""
     ch = spec.channel
-    payment_status, reference = check_payment(spec.payment)
     if spec.method == "ship" and not spec.sale and not spec.address:
         raise ApiError(422, "validation_error", "A shipment needs the shipping address: give fulfillment.address.",
                        errors=[{"field": "fulfillment.address", "message": "Required for ship."}])
@@ -209,10 +197,23 @@ async def place(session: AsyncSession, who: Principal | None, spec: Spec, order_
                                    customer_group=spec.customer_group, coupon_codes=spec.coupons)
         facts = await sourcing.sku_facts(session, {ln.sku for ln in quote.lines})
     _check_amounts(quote)
-
-    # ---- the order and its lines
-    now = clock.now()
     order_id = order_id or new_id("ord")
+    provider = spec.payment.provider.value
+    paid, client_secret = await payments.start(session, provider, spec.payment.reference, order_id=order_id,
+                                               amount=quote.total, channel=ch, customer_id=spec.customer_id, who=who)
+    try:
+        return await _write(session, who, spec, quote, facts, order_id, paid, client_secret)
+    except BaseException:
+        await payments.abandon(provider, paid.get("payment_reference") if client_secret else None)
+        raise
+
+
+async def _write(session: AsyncSession, who: Principal | None, spec: Spec, quote: pricing_engine.QuoteResult,
+                 facts: dict[str, SkuInfo], order_id: str, paid: dict, client_secret: str | None) -> dict:
+    """Steps 4 to 6: the order and its lines, sourcing and allocation, events."""
+    ch = spec.channel
+    external = [p is not None for _, _, p in spec.lines]
+    now = clock.now()
     line_ids = [new_id("ol") for _ in quote.lines]
     sold = spec.sale
     lines = [{
@@ -222,11 +223,14 @@ async def place(session: AsyncSession, who: Principal | None, spec: Spec, order_
         "components": q.components, "quantity_fulfilled": q.quantity if sold else 0, "quantity_cancelled": 0,
         "quantity_returned": 0,
     } for i, (lid, q) in enumerate(zip(line_ids, quote.lines))]
-    status = states.OrderStatus.fulfilled if sold else states.OrderStatus.confirmed
+    pending = paid["payment_status"] == "unpaid" and client_secret is not None
+    status = (states.OrderStatus.fulfilled if sold else
+              states.OrderStatus.pending_payment if pending else states.OrderStatus.confirmed)
     order = {
         "id": order_id, "channel": ch.code, "external_id": spec.external_id, "cart_id": spec.cart_id,
-        "customer_id": spec.customer_id, "email": spec.email, "status": str(status), "payment_status": payment_status,
-        "payment_provider": spec.payment.provider.value, "payment_reference": reference,
+        "customer_id": spec.customer_id, "email": spec.email, "status": str(status),
+        "payment_provider": spec.payment.provider.value, "amount_authorized": 0, "amount_captured": 0,
+        "amount_refunded": 0, "multicapture": False, "capture_before": None, "payment_expires_at": None, **paid,
         "price_source": "external" if all(external) else "quote", "currency": quote.currency,
         "prices_include_tax": quote.prices_include_tax, "subtotal": quote.subtotal,
         "discount_total": quote.discount_total, "tax_total": quote.tax_total, "total": quote.total,
@@ -257,6 +261,8 @@ async def place(session: AsyncSession, who: Principal | None, spec: Spec, order_
 
     # ---- events and the answer
     rendered = render_order(order, lines, [(r, r["lines"]) for r in rows], who)
+    if client_secret is not None:  # for Stripe.js; never stored for a replay (the router marks it secret)
+        rendered["payment"]["client_secret"] = client_secret
     event_order = render_order(order, lines, [(r, r["lines"]) for r in rows], None)
     # an order's events name its store (pickup, reserve, POS) or its first fulfillment's location
     where = order["location"] or (rows[0]["location"] if rows else None)
@@ -351,7 +357,6 @@ async def checkout_cart(session: AsyncSession, who: Principal, cart_id: str, bod
         if row is None:
             raise cart_not_found(cart_id)
         raise cart_completed(row)
-    check_payment(body.payment)  # after the claim: a completed cart answers cart_completed whatever the payment
     if expected_version is not None and expected_version != claimed.version - 1:
         raise ApiError(412, "version_conflict", f"The cart is at version {claimed.version - 1}, the request expected "
                                                 f"version {expected_version}.", current_version=claimed.version - 1)

@@ -50,6 +50,7 @@ from app.inventory import service as inventory
 from app.orders import resourcing, states, views
 from app.orders.models import Fulfillment, FulfillmentEvent, FulfillmentLine, Order, OrderLine
 from app.orders.states import FulfillmentKind, FulfillmentStatus, TransitionError
+from app.payments import service as payments
 
 F = Fulfillment.__table__
 FL = FulfillmentLine.__table__
@@ -60,7 +61,8 @@ S = FulfillmentStatus
 K = FulfillmentKind
 
 LOCATION_ROLES = ("pos", "dropshipper")  # keys bound to one location: they see its fulfillments only
-ORDER_COLS = (O.c.id, O.c.number, O.c.channel, O.c.status, O.c.payment_status, O.c.shipping_address, O.c.version)
+ORDER_COLS = (O.c.id, O.c.number, O.c.channel, O.c.status, O.c.payment_status, O.c.payment_provider,
+              O.c.shipping_address, O.c.version)
 
 # Pickup codes: 8 characters from 31 that cannot be misread (no 0/O, 1/I/L), drawn with
 # `secrets`: 31^8 ≈ 8.5e11 codes, of which a guesser gets PICKUP_MAX_ATTEMPTS tries.
@@ -156,6 +158,13 @@ def check_version(row: Any, expected_version: int | None) -> None:
         raise version_conflict(row.version, expected_version)
 
 
+def check_paid(order: Any, target: str) -> None:
+    """Goods wait while the order waits for its online payment: no ready, ship or collect."""
+    if order.status == "pending_payment" and target in (S.ready, S.shipped, S.collected):
+        raise ApiError(409, "payment_pending", f"Order {order.number} waits for its payment: the goods may not "
+                                               f"be handed over or shipped yet.", current_status=order.status)
+
+
 def check_move(row: Any, target: str) -> None:
     try:
         states.check(row.kind, row.status, target)
@@ -207,6 +216,7 @@ async def apply(session: AsyncSession, t: Target, target: str, *, who: Principal
     row = t.row
     again = repeat and row.status == target
     check_version(row, expected_version)
+    check_paid(t.order, target)
     if not again:
         check_move(row, target)
     now = clock.now()
@@ -234,9 +244,12 @@ ORDER_EVENTS = {"cancelled": "order.cancelled", "confirmed": "order.confirmed"}
 
 
 async def rederive(session: AsyncSession, order: Any) -> dict:
-    """The order's status and line quantities again from its fulfillments (views), and the
-    order event when its status became cancelled (or confirmed)."""
+    """The order's status and line quantities again from its fulfillments (views), the payment
+    operations now due (payments.settle: carried out after the commit), and the order event when
+    its status became cancelled (or confirmed)."""
     result = await views.order_status_update(session, order.id)
+    if getattr(order, "payment_provider", "stripe") in payments.SETTLED_BY_OPERATIONS:
+        await payments.settle(session, order.id)  # what the payment must do now (capture, void, refund)
     status = result["status"]
     if status != result["previous_status"] and status in ORDER_EVENTS:
         await emit(session, ORDER_EVENTS[status],
@@ -351,6 +364,7 @@ async def collect(session: AsyncSession, ref: str, who: Principal, *, expected_v
         if paid is not None:
             await session.execute(update(O).where(O.c.id == new.order_id).values(
                 payment_status="paid", payment_provider="external", payment_reference=paid,
+                amount_authorized=O.c.total, amount_captured=O.c.total,
                 updated_at=clock.now()))  # (rederive bumps the version)
             return {"payment_reference": paid}
         return None

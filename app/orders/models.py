@@ -46,7 +46,15 @@ class Order(SQLModel, table=True):
     status: str = Field(max_length=20)  # pending_payment | confirmed | partially_fulfilled | fulfilled | cancelled
     payment_status: str = Field(default="unpaid", max_length=20)
     payment_provider: str | None = Field(default=None, max_length=20)  # stripe | external | none
-    payment_reference: str | None = Field(default=None, max_length=200)
+    payment_reference: str | None = Field(default=None, max_length=200, index=True)  # Stripe: the PaymentIntent id
+    # the payment's figures (app/payments): what the provider holds, took and gave back
+    amount_authorized: int = Field(default=0, sa_type=BigInteger)
+    amount_captured: int = Field(default=0, sa_type=BigInteger)
+    amount_refunded: int = Field(default=0, sa_type=BigInteger)
+    multicapture: bool = False  # the authorization may be captured in parts (one per shipment)
+    capture_before: datetime | None = ts_field(nullable=True)  # the authorization lapses then
+    authorization_warned_at: datetime | None = ts_field(nullable=True)
+    payment_expires_at: datetime | None = ts_field(nullable=True)  # pending_payment: cancelled after this
     price_source: str = Field(default="quote", max_length=10)  # quote | external
     currency: str = Field(max_length=3)
     prices_include_tax: bool = True

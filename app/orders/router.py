@@ -9,6 +9,7 @@ from app.auth.principal import Principal, require
 from app.core.concurrency import if_match_version
 from app.core.db import get_session
 from app.core.errors import ApiError
+from app.core.idempotency import mark_secret
 from app.core.pagination import PageParams, page_params
 from app.core.responses import created, json_response
 from app.customers import service as customers
@@ -68,12 +69,17 @@ async def update_cart(cart_id: CartId, body: CartUpdate, request: Request, sessi
              summary="Check a cart out: the order, atomically",
              description="Re-prices, sources, reserves the stock per fulfillment and writes the order in one "
                          "transaction. `409 insufficient_stock` lists every short SKU (pickup/reserve: with "
-                         "`alternatives`), `409 cart_completed` names the order of a cart checked out before, "
-                         "`422 payment_provider_unavailable` for stripe (not available yet). Payment `external`: "
-                         "paid elsewhere (payment_status paid); `none`: unpaid (pay at pickup).")
+                         "`alternatives`), `409 cart_completed` names the order of a cart checked out before. "
+                         "Payment `stripe`: a PaymentIntent (manual capture) for the total, the order "
+                         "`pending_payment` with its stock allocated and `payment.client_secret` for Stripe.js "
+                         "(not shown on an Idempotency-Key replay: POST /v1/orders/{id}/payment-session); "
+                         "`503 payment_provider_unavailable` when Stripe is not configured or unreachable. "
+                         "`external`: paid elsewhere (payment_status paid); `store_credit`: the customer's "
+                         "balance (`409 insufficient_store_credit`); `none`: unpaid (pay at pickup).")
 async def checkout_cart(cart_id: CartId, body: CheckoutIn, request: Request, session: Session,
                         who: Principal = Depends(CART_ROLES)):
     order = await checkout.checkout_cart(session, who, cart_id, body, if_match_version(request))
+    mark_secret(request, "payment.client_secret")
     return created(order, version=order["version"])
 
 
@@ -84,8 +90,9 @@ async def checkout_cart(cart_id: CartId, body: CheckoutIn, request: Request, ses
                          "`collected`). Marketplace keys: an import with `external_id` (unique per channel: "
                          "`409 duplicate_external_id`), optionally with the marketplace's own `unit_price`s; "
                          "sourced like a checkout. Admin: a sale in a pos channel, else an import/back-office order.")
-async def create_order(body: OrderCreate, session: Session, who: Principal = Depends(ORDER_WRITERS)):
+async def create_order(body: OrderCreate, request: Request, session: Session, who: Principal = Depends(ORDER_WRITERS)):
     order = await checkout.create_order(session, who, body)
+    mark_secret(request, "payment.client_secret")
     return created(order, version=order["version"])
 
 

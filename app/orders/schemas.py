@@ -21,7 +21,8 @@ class CartStatus(StrEnum):
 
 class PaymentProvider(StrEnum):
     stripe = "stripe"
-    external = "external"
+    external = "external"  # paid elsewhere: POS cash or card terminal, marketplace, invoice
+    store_credit = "store_credit"  # the customer's balance (app/payments/store_credit.py)
     none = "none"
 
 
@@ -223,6 +224,7 @@ class OrderOut(BaseModel):
     customer: str | None
     status: str
     payment_status: PaymentStatus
+    payment: dict[str, Any] = {}  # {provider, reference, authorized, captured, refunded, capture_before, client_secret?}
     price_source: PriceSource
     currency: str
     lines: list[OrderLineOut]

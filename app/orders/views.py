@@ -13,13 +13,13 @@ see fulfillments, not orders (their work queue). A `pickup_code` is shown only w
 fulfillment is `ready`, and only to admin, a POS key of that store, or a storefront key of the
 order's channel (the shop shows it to its customer).
 
-`load_order` runs two statements whatever the order's size: the order with its lines (one
-join), its fulfillments with their lines (one join).
+`load_order` runs three statements whatever the order's size: the order with its lines (one
+join), its fulfillments with their lines (one join), its returns (one).
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import bindparam, exists, or_, select, update
@@ -137,9 +137,10 @@ def unfulfillable(fulfillments: Iterable[tuple[Any, list]]) -> list[dict]:
 
 
 def render_order(order: Any, lines: Iterable[Any], fulfillments: Iterable[tuple[Any, list]],
-                 who: Principal | None = None, *, line_prefix: str = "") -> dict:
+                 who: Principal | None = None, *, line_prefix: str = "", returns: Iterable[dict] = ()) -> dict:
     """The order object: `order` an orders row, `lines` its order lines (columns named with
-    `line_prefix`), `fulfillments` [(fulfillment row, its lines)]."""
+    `line_prefix`), `fulfillments` [(fulfillment row, its lines)], `returns` its return
+    summaries (`returns_of`)."""
     fulfillments = list(fulfillments)
     channel, number = _get(order, "channel"), _get(order, "number")
     return {
@@ -147,7 +148,7 @@ def render_order(order: Any, lines: Iterable[Any], fulfillments: Iterable[tuple[
         "external_id": _get(order, "external_id"), "customer": _get(order, "customer_id"),
         "email": _get(order, "email"), "status": _get(order, "status"),
         "payment_status": _get(order, "payment_status"),
-        "payment": {"provider": _get(order, "payment_provider"), "reference": _get(order, "payment_reference")},
+        "payment": render_payment(order),
         "price_source": _get(order, "price_source"), "currency": _get(order, "currency"),
         "prices_include_tax": _get(order, "prices_include_tax"),
         "lines": [render_line(ln, line_prefix) for ln in lines],
@@ -160,11 +161,46 @@ def render_order(order: Any, lines: Iterable[Any], fulfillments: Iterable[tuple[
                                             show_pickup_code=pickup_code_visible(who, channel, _get(f, "location")))
                          for f, fl in fulfillments],
         "unfulfillable": unfulfillable(fulfillments),
-        "returns": [],
+        "returns": list(returns),
         "cart": _get(order, "cart_id"),
         "version": _get(order, "version"),
         "created_at": rfc3339(_get(order, "created_at")), "updated_at": rfc3339(_get(order, "updated_at")),
     }
+
+
+# --------------------------------------------------------------------------- returns
+
+# The order object lists its returns, but orders do not import the returns domain (it builds on
+# orders): app/returns/views.py registers the loader when it is imported (app.main imports every
+# router). One statement for any number of orders; none before a loader is registered.
+ReturnsLoader = Callable[[AsyncSession, list[str]], Awaitable[dict[str, list[dict]]]]
+_returns_loader: ReturnsLoader | None = None
+
+
+def register_returns_loader(loader: ReturnsLoader) -> None:
+    global _returns_loader
+    _returns_loader = loader
+
+
+async def returns_of(session: AsyncSession, order_ids: list[str]) -> dict[str, list[dict]]:
+    """{order id: [{id, status, location, code, refund_total, created_at}]}, oldest first."""
+    if _returns_loader is None or not order_ids:
+        return {}
+    return await _returns_loader(session, order_ids)
+
+
+def render_payment(order: Any) -> dict:
+    """The order's payment: provider, reference and the figures (app/payments keeps them)."""
+    currency = _get(order, "currency")
+
+    def m(name: str) -> dict:
+        return {"amount": _get(order, name) or 0, "currency": currency}
+
+    return {"provider": _get(order, "payment_provider"), "reference": _get(order, "payment_reference"),
+            "authorized": m("amount_authorized"), "captured": m("amount_captured"), "refunded": m("amount_refunded"),
+            "multicapture": bool(_get(order, "multicapture")),
+            "capture_before": rfc3339(_get(order, "capture_before")) if _get(order, "capture_before") else None,
+            "expires_at": rfc3339(_get(order, "payment_expires_at")) if _get(order, "payment_expires_at") else None}
 
 
 # --------------------------------------------------------------------------- reading
@@ -199,18 +235,20 @@ def group_fulfillments(rows: Iterable[Any]) -> dict[str, list[tuple[Any, list[di
 
 async def load_order(session: AsyncSession, ref: str, who: Principal | None) -> dict:
     """The order by id or number, rendered for `who`; 404 when it does not exist or lies
-    outside `who`'s scope. Two statements."""
+    outside `who`'s scope. Three statements."""
     rows = (await session.execute(_order_stmt(ref, who))).all()
     if not rows:
         raise ApiError(404, "not_found", f"Order {ref!r} was not found.")
     order = rows[0]
     lines = [r for r in rows if r.l_id is not None]
     fulfillments = group_fulfillments((await session.execute(_fulfillments_stmt(F.c.order_id == order.id))).all())
-    return render_order(order, lines, fulfillments.get(order.id, []), who, line_prefix="l_")
+    returns = await returns_of(session, [order.id])
+    return render_order(order, lines, fulfillments.get(order.id, []), who, line_prefix="l_",
+                        returns=returns.get(order.id, ()))
 
 
 async def render_orders(session: AsyncSession, orders: list[Any], who: Principal | None) -> list[dict]:
-    """Many orders (rows of `orders`) rendered with their lines and fulfillments: two statements."""
+    """Many orders (rows of `orders`) rendered with their lines, fulfillments and returns: three statements."""
     if not orders:
         return []
     ids = [o.id for o in orders]
@@ -218,7 +256,9 @@ async def render_orders(session: AsyncSession, orders: list[Any], who: Principal
     for r in (await session.execute(select(OL).where(OL.c.order_id.in_(ids)).order_by(OL.c.order_id, OL.c.position))).all():
         lines[r.order_id].append(r)
     fulfillments = group_fulfillments((await session.execute(_fulfillments_stmt(F.c.order_id.in_(ids)))).all())
-    return [render_order(o, lines.get(o.id, []), fulfillments.get(o.id, []), who) for o in orders]
+    returns = await returns_of(session, ids)
+    return [render_order(o, lines.get(o.id, []), fulfillments.get(o.id, []), who, returns=returns.get(o.id, ()))
+            for o in orders]
 
 
 # --------------------------------------------------------------------------- the derived status
@@ -305,7 +345,7 @@ async def list_orders(session: AsyncSession, who: Principal | None, page: Any, *
                       created_since: Any = None, external_id: str | None = None, scoped: bool = True) -> dict:
     """A page of orders within `who`'s scope (`scoped=False`: every order the filters match, e.g.
     a customer's from every channel), oldest first (cursor: the last id), rendered in full.
-    Three statements whatever the page size."""
+    Four statements whatever the page size."""
     from app.core.pagination import apply_page, page_result
 
     stmt = select(O)

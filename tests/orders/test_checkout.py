@@ -40,7 +40,9 @@ async def test_storefront_checks_out_a_ship_cart(client, admin, shop, backend):
     OrderOut.model_validate(order)
     assert order["number"].startswith("WEB-") and len(order["number"]) >= 10
     assert order["status"] == "confirmed" and order["payment_status"] == "paid"
-    assert order["payment"] == {"provider": "external", "reference": "PAY-1"}
+    pay = order["payment"]
+    assert (pay["provider"], pay["reference"], pay["captured"]["amount"], pay["refunded"]["amount"]) == \
+        ("external", "PAY-1", order["totals"]["total"], 0)
     assert order["channel"] == s.web and order["price_source"] == "quote" and order["cart"] == cart["id"]
     assert order["totals"] == {k: cart[k] for k in ("subtotal", "discount_total", "tax_total", "total")}
     assert [(ln["sku"], ln["quantity"], ln["unit_price"], ln["total"]) for ln in order["lines"]] == \
@@ -173,7 +175,9 @@ async def test_checkout_errors(client, admin, shop):
     assert [e["field"] for e in assert_problem(r, 422, "validation_error")["errors"]] == ["fulfillment.address"]
     cart = await create_cart(client, s.storefront, lines=lines((s.a, 1)), fulfillment=pickup_at(s.hh))
     r = await client.post(url.format(cart["id"]), json={"payment": {"provider": "stripe"}}, headers=s.storefront)
-    assert assert_problem(r, 422, "payment_provider_unavailable")["errors"][0]["field"] == "payment.provider"
+    # Stripe unreachable (the suite points STRIPE_API_BASE at a closed port): 503, the cart still open
+    assert assert_problem(r, 503, "payment_provider_unavailable")["provider"] == "stripe"
+    assert r.headers["retry-after"]
     for bad in ({}, {"payment": {}}, {"payment": {"provider": "cash"}}, {"payment": {"provider": "none", "x": 1}}):
         assert_problem(await client.post(url.format(cart["id"]), json=bad, headers=s.storefront), 422)
     r = await client.post(url.format(cart["id"]), json={"payment": {"provider": "none"}},

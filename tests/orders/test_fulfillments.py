@@ -136,8 +136,9 @@ async def test_click_and_reserve_is_paid_and_taken_at_the_till(client, w):
     r = await post(client, f"/v1/fulfillments/{f['id']}/collect", w.pos_be, {"payment_reference": "till-7/0042"})
     assert r.status_code == 200, r.text
     o = await w.order(client, order["id"])
-    assert (o["status"], o["payment_status"], o["payment"]) == (
-        "fulfilled", "paid", {"provider": "external", "reference": "till-7/0042"})
+    assert (o["status"], o["payment_status"], o["payment"]["provider"], o["payment"]["reference"]) == (
+        "fulfilled", "paid", "external", "till-7/0042")
+    assert o["payment"]["captured"]["amount"] == o["totals"]["total"]
     lv = await w.level(client, w.b, w.be)
     assert (lv["on_hand"], lv["reserved"]) == (0, 0)
     assert await ledger_matches([w.b]) == []

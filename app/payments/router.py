@@ -64,7 +64,7 @@ async def order_payments(ref: OrderRef, session: Session, who: Principal = Depen
 
 
 class StoreCreditIn(Input):
-    amount: Annotated[Int, Field(ge=-10**12, le=10**12)]
+    amount: Annotated[Int, Field(ge=-10**9, le=10**9)]  # a goodwill credit or a correction
     currency: Currency
     note: Annotated[str, Field(min_length=1, max_length=200)]
 

@@ -1,5 +1,8 @@
 """Checkout, POS sales and marketplace imports through the API, with the role that really does
 each step; the sourcing record; every error code; the role and binding matrix; the statement count."""
+import os
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import select
 
@@ -163,6 +166,24 @@ async def test_ship_shortage_names_every_short_sku_and_changes_nothing(client, a
     assert (await client.get(f"/v1/carts/{cart['id']}", headers=s.storefront)).json()["status"] == "open"
 
 
+@contextmanager
+def stripe_unreachable():
+    """Stripe configured but not answering (a closed local port), whatever a fake set before."""
+    from app.core.settings import get_settings
+
+    before = os.environ.get("STRIPE_API_BASE")
+    os.environ["STRIPE_API_BASE"] = "http://127.0.0.1:9"
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("STRIPE_API_BASE", None)
+        else:
+            os.environ["STRIPE_API_BASE"] = before
+        get_settings.cache_clear()
+
+
 async def test_checkout_errors(client, admin, shop):
     s = shop
     await s.stock(client, s.hh, **{s.a: 5})
@@ -174,8 +195,9 @@ async def test_checkout_errors(client, admin, shop):
     r = await client.post(url.format(no_address["id"]), json={"payment": {"provider": "none"}}, headers=s.storefront)
     assert [e["field"] for e in assert_problem(r, 422, "validation_error")["errors"]] == ["fulfillment.address"]
     cart = await create_cart(client, s.storefront, lines=lines((s.a, 1)), fulfillment=pickup_at(s.hh))
-    r = await client.post(url.format(cart["id"]), json={"payment": {"provider": "stripe"}}, headers=s.storefront)
-    # Stripe unreachable (the suite points STRIPE_API_BASE at a closed port): 503, the cart still open
+    with stripe_unreachable():
+        r = await client.post(url.format(cart["id"]), json={"payment": {"provider": "stripe"}}, headers=s.storefront)
+    # Stripe unreachable (STRIPE_API_BASE: a closed port): 503, the cart still open
     assert assert_problem(r, 503, "payment_provider_unavailable")["provider"] == "stripe"
     assert r.headers["retry-after"]
     for bad in ({}, {"payment": {}}, {"payment": {"provider": "cash"}}, {"payment": {"provider": "none", "x": 1}}):

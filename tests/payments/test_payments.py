@@ -3,6 +3,7 @@ webhook, captures when goods leave, voids and refunds when units are cancelled, 
 unpaid orders, store credit, and what happens when Stripe is down."""
 import asyncio
 import os
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -504,3 +505,46 @@ async def test_concurrent_redeliveries_and_workers_act_once(client, w, stripe_fa
     await asyncio.gather(*(service.run_pending() for _ in range(5)))
     assert len([c for c in stripe_fake.calls("POST", "/v1/payment_intents/*/capture") if c.reached]) == 1
     assert [op.status for op in await ops(order["id"])] == ["succeeded"]
+
+
+async def test_kill_9_after_the_commit_leaves_the_capture_to_the_worker(client, w, stripe_fake):
+    """The server dies right after committing a shipment, before it could call Stripe: the
+    capture is a committed pending operation, and the worker carries it out exactly once."""
+    from tests.conftest import Server
+
+    await w.stock(client, w.wh, **{w.a: 1})
+    order = await authorized_order(client, w, stripe_fake, {w.a: 1})
+    server = Server(env={"UC_TEST_CRASH_POINTS": "1", "STRIPE_API_BASE": stripe_fake.url}).start()
+    try:
+        import httpx
+
+        async with httpx.AsyncClient(base_url=server.base, timeout=30) as http:
+            with pytest.raises(httpx.TransportError):
+                await http.post(f"/v1/fulfillments/{order['fulfillments'][0]['id']}/ship",
+                                json={"carrier": "DHL", "tracking_number": "1"},
+                                headers={**w.admin, "X-Test-Crash": "after_commit"})
+        server.proc.wait(10)
+    finally:
+        server.kill()
+    o = await w.order(client, order["id"])
+    assert o["fulfillments"][0]["status"] == "shipped" and o["payment_status"] == "authorized"
+    [op] = await ops(order["id"])
+    assert (op.kind, op.status) == ("capture", "pending")
+    assert await service.run_pending() == 1
+    assert [c["amount"] for c in stripe_fake.captures(order["payment"]["reference"])] == [order["totals"]["total"]]
+    assert (await w.order(client, order["id"]))["payment_status"] == "paid"
+
+
+async def test_lapsing_authorization_is_announced_once(client, w, stripe_fake):
+    await w.stock(client, w.wh, **{w.a: 1})
+    order = await authorized_order(client, w, stripe_fake, {w.a: 1})
+    assert order["payment"]["capture_before"] is not None
+    await jobs.warn_lapsing_authorizations()
+    assert await events("payment.authorization_expiring", order=order["id"]) == []  # 7 days ahead
+    async with unit_of_work() as s:
+        await s.execute(update(Order).where(Order.id == order["id"])
+                        .values(capture_before=clock.now() + timedelta(hours=3)))
+    assert await jobs.warn_lapsing_authorizations() >= 1
+    assert await jobs.warn_lapsing_authorizations() == 0
+    [event] = await events("payment.authorization_expiring", order=order["id"])
+    assert event["uncaptured"] == {"amount": order["totals"]["total"], "currency": "EUR"}

@@ -55,6 +55,7 @@ ROUTER_MODULES = (
     "app.orders.router",
     "app.orders.fulfillment_routes",
     "app.payments.router",
+    "app.returns.router",
     "app.events.router",
     "app.reports.router",
 )

@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "app.customers.models",
     "app.orders.models",
     "app.payments.models",
+    "app.returns.models",
 )
 
 for _name in MODEL_MODULES:

@@ -232,7 +232,7 @@ async def refund(session: AsyncSession, order: Any, amount: int, *, method: str,
     elif via == "stripe":
         try:
             op["reference"] = await provider("stripe").refund(order.payment_reference, amount, key=key,
-                                                             metadata={"order_id": order.id, "return_id": return_id or ""})
+                                                             metadata={"order_id": order.id, "refund_key": key})
         except ProviderError as exc:
             raise exc.problem("stripe") from None
     elif via == "external":

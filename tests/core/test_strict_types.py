@@ -192,6 +192,8 @@ COLUMNS: dict[str, list[str]] = {
     "order_lines.quantity_cancelled": [], "order_lines.quantity_returned": [],
     "orders.subtotal": [], "orders.discount_total": [], "orders.tax_total": [], "orders.total": [],
     "fulfillments.pickup_attempts": [], "fulfillment_lines.quantity": [], "order_counters.last": [],
+    "returns.seq": [], "returns.refund_total": [], "returns.tax_total": [], "return_lines.position": [],
+    "return_lines.quantity": ["ReturnLineIn.quantity"], "return_lines.refund_amount": [], "return_lines.tax_amount": [],
 }
 VERSIONED = ("ChannelUpdate", "LocationUpdate", "ProductUpdate", "VariantCreate", "VariantUpdate", "PriceListUpdate",
              "TaxRateUpdate", "PromotionUpdate", "CartUpdate", "CustomerUpdate")

@@ -74,14 +74,35 @@ def seed_demo() -> None:
 @click.option("--port", default=8000, type=int)
 @click.option("--workers", default=1, type=int)
 def serve(host: str, port: int, workers: int) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn. The port is bound first: when it is taken the command stops at
+    once with a message (exit 1), instead of starting the app (and its inline worker) for nothing."""
     import os
 
     import uvicorn
 
+    sock = bind_or_exit(host, port)
     # the workers read it: with more than one, rate limits default to the shared database
     os.environ["WEB_CONCURRENCY"] = str(workers)
-    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level="info")
+    if workers == 1:
+        uvicorn.Server(uvicorn.Config("app.main:app", host=host, port=port, log_level="info")).run(sockets=[sock])
+    else:
+        sock.close()  # uvicorn's supervisor binds it again for its worker processes
+        uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level="info")
+
+
+def bind_or_exit(host: str, port: int):
+    import socket
+    import sys
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        sys.exit(f"cannot listen on {host}:{port}: {exc.strerror or exc}. Is the API (or something else) already "
+                 f"running there? Stop it, or use another port (PORT=8001 bash scripts/dev.sh, or --port 8001).")
+    return sock
 
 
 @cli.command()

@@ -13,6 +13,7 @@ from app.core.db import dispose_engine
 from app.core.errors import install_error_handlers, problem_response
 from app.core.idempotency import IdempotencyMiddleware
 from app.core.observability import RequestIdMetricsMiddleware
+from app.core.openapi import install_docs
 from app.core.transaction import DatabaseMiddleware, unavailable_problem
 
 DESCRIPTION = """
@@ -20,8 +21,10 @@ One headless backend for every channel: web shops, apps, POS terminals,
 marketplace connectors and dropship partners share one catalog, one stock pool,
 one price engine and one order flow.
 
-Authenticate with `Authorization: Bearer <secret>`. Errors are
-`application/problem+json`. Every POST accepts `Idempotency-Key`.
+Authenticate with `Authorization: Bearer <secret>` (here: **Authorize** with a key's secret,
+then **Try it out**). Errors are `application/problem+json`; each operation lists the `code`s
+it can answer (`x-error-codes`). Every POST accepts `Idempotency-Key`; `If-Match` is listed
+where a version is checked.
 """
 
 
@@ -82,10 +85,12 @@ def create_app() -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc: install_docs, from files installed with the project (no CDN)
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    install_docs(app)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_request, exc):

@@ -8,6 +8,7 @@ MODEL_MODULES = (
     "app.events.models",
     "app.locations.models",
     "app.catalog.models",
+    "app.catalog.import_models",
     "app.inventory.models",
     "app.pricing.models",
     "app.customers.models",

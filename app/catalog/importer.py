@@ -1,45 +1,37 @@
-"""`POST /v1/catalog/import`: NDJSON or CSV, one variant a row, upsert by sku.
+"""The catalog part of `POST /v1/catalog/import`: prepared rows -> products and variants.
 
-Pipeline (all set-based):
-1. parse the file into rows (NDJSON: one object a line; CSV: a header, `option.*`,
-   `attr.*`, `product_attr.*` columns, pipe-separated `channels` and `components`);
-2. validate every row on its own (pydantic) -> per-row errors;
-3. load what exists in a few bulk queries (variants by sku in any case, products by handle/id,
+Upsert by sku, set-based. Files are read by app/catalog/import_formats.py and validated by
+import_rows.py; the use case, inline or as a job, is import_jobs.py. Per chunk of rows:
+1. load what exists in a few bulk queries (variants by sku in any case, products by handle/id,
    gtin owners, channels, bundle components), 5,000 keys per IN list;
-4. decide in Python, per product group (rows sharing `product_handle`), what is
-   created, updated or unchanged;
-5. write with a handful of multi-row INSERT / executemany UPDATE statements, the
-   events with one INSERT, and commit once.
+2. decide in Python, per product group (rows sharing `product_handle`), what is
+   created, updated or unchanged; the `extras` (price and stock columns) check their part of
+   each row before anything is written;
+3. write with a handful of multi-row INSERT / executemany UPDATE statements (COPY on
+   PostgreSQL), the events with one INSERT, then the extras.
 
 Idempotent: a row whose values equal what is stored changes nothing (no version
-bump, no event). Good rows land even when other rows fail.
+bump, no event). Good rows land even when other rows fail. Nothing here commits.
 """
-import csv
-import io
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy import Text, bindparam, cast, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.codes import gtin_forms, is_handle, slugify
-from app.catalog.schemas import (
-    AttributesText, CategoryText, ChannelCodes, DescriptionText, Gtin, Handle, OptionsText, QuantityText, Sku, Status, TaxClass,
-    TitleText,
-)
+from app.catalog.import_rows import ImportComponent, Row
 from app.catalog.service import BC, P, PC, V, existing_channels, sku_key, sku_lower
 from app.core.sql import chunks, where_in
 from app.core import clock
 from app.core import cache
 from app.core.db import is_postgres
 from app.core.ids import new_ids
-from app.core.errors import ApiError, field_path
-from app.core.schemas import LaxNonNegInt
+from app.core.errors import ApiError
 from app.events.service import emit_many
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -48,75 +40,22 @@ MAX_REPORTED_ERRORS = 1000
 WRITE_CHUNK = 2000
 ANALYZE_AFTER = 5000  # variants created
 
-NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines",
-                "application/jsonlines")
-CSV_TYPES = ("text/csv", "application/csv")
-
 PRODUCT_FIELDS = ("product_title", "description", "status", "category", "tax_class", "product_attributes")
 # import row field -> products column
 PRODUCT_COLUMN = {"product_title": "title", "description": "description", "status": "status", "category": "category",
                   "tax_class": "tax_class", "product_attributes": "attributes"}
 VARIANT_FIELDS = ("title", "gtin", "options", "attributes", "weight_grams", "track_inventory")
-NULLABLE = {"description", "category", "gtin", "weight_grams"}
-
-
-def _split_pipes(value: Any) -> Any:
-    if isinstance(value, str):
-        return [p.strip() for p in value.split("|") if p.strip()]
-    return value
-
-
-def _parse_components(value: Any) -> Any:
-    """'WINE-RIES-075:1|CHEESE-GOUDA:2' -> [{sku, quantity}] (quantity defaults to 1)."""
-    if not isinstance(value, str):
-        return value
-    out = []
-    for part in value.split("|"):
-        part = part.strip()
-        if not part:
-            continue
-        sku, sep, qty = part.rpartition(":")
-        if sep and qty.strip().isdigit():
-            out.append({"sku": sku.strip(), "quantity": qty.strip()})
-        else:
-            out.append({"sku": part, "quantity": 1})
-    return out
-
-
-class ImportComponent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    sku: Sku
-    quantity: QuantityText = 1
-
-
-class ImportRow(BaseModel):
-    """One variant. (Not an app.core.schemas.Input: NUL characters and invalid Unicode are refused
-    by the parser for the whole file, so the per-row walk is skipped on this bulk path.)"""
-
-    model_config = ConfigDict(extra="forbid")
-    sku: Sku
-    product_handle: Handle | None = None
-    product_title: TitleText | None = None
-    description: DescriptionText | None = None
-    status: Status | None = None
-    category: CategoryText | None = None
-    tax_class: TaxClass | None = None
-    channels: Annotated[ChannelCodes, BeforeValidator(_split_pipes)] | None = None
-    product_attributes: AttributesText | None = None
-    title: TitleText | None = None
-    gtin: Gtin | None = None
-    options: OptionsText | None = None
-    attributes: AttributesText | None = None
-    weight_grams: LaxNonNegInt | None = None
-    track_inventory: bool | None = None
-    components: Annotated[list[ImportComponent], BeforeValidator(_parse_components), Field(min_length=1, max_length=50)] | None = None
-
-
-CSV_COLUMNS = set(ImportRow.model_fields) - {"options", "attributes", "product_attributes"}
-CSV_PREFIXES = {"option.": "options", "attr.": "attributes", "product_attr.": "product_attributes"}
-
+COUNTS = ("created", "updated", "unchanged", "failed", "products_created", "products_updated", "prices_set", "stock_set")
 
 loads = orjson.loads
+
+
+class Extras(Protocol):
+    """Columns beyond the catalog (price, stock): checked per row before the catalog writes, written after."""
+
+    async def check(self, session: AsyncSession, rows: list[tuple[Row, bool, bool]]) -> None: ...
+
+    async def write(self, session: AsyncSession, rows: list[Row]) -> dict[str, int]: ...
 
 
 class StoredVariant(NamedTuple):
@@ -132,160 +71,32 @@ class StoredVariant(NamedTuple):
     is_bundle: bool
 
 
-@dataclass(slots=True)
-class Row:
-    line: int
-    sku: str | None
-    data: ImportRow | None = None
-    given: dict[str, Any] = field(default_factory=dict)  # fields present (null = clear for NULLABLE)
-    errors: list[dict[str, str]] = field(default_factory=list)
-    handle: str | None = None
-    outcome: str | None = None  # created | updated | unchanged
-
-    def fail(self, fld: str, message: str) -> None:
-        self.errors.append({"field": fld, "message": message})
-
-
-# --------------------------------------------------------------------------- parsing
-
-def content_kind(content_type: str | None) -> str:
-    base = (content_type or "").split(";")[0].strip().lower()
-    if base in NDJSON_TYPES:
-        return "ndjson"
-    if base in CSV_TYPES:
-        return "csv"
-    raise ApiError(415, "unsupported_media_type",
-                   "Send the import as application/x-ndjson (one JSON object per line) or text/csv.")
-
-
-def parse_ndjson(body: bytes) -> list[tuple[int, str | None, dict | None, str | None]]:
-    """-> [(line, sku?, raw dict?, error?)]"""
-    out = []
-    for n, line in enumerate(body.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = orjson.loads(line)  # refuses invalid UTF-8 and lone surrogates
-        except orjson.JSONDecodeError:
-            out.append((n, None, None, "Invalid JSON."))
-            continue
-        if not isinstance(obj, dict):
-            out.append((n, None, None, "Each line must be a JSON object."))
-            continue
-        if b"\\u0000" in line and _has_nul(obj):
-            sku = obj.get("sku")
-            out.append((n, sku if isinstance(sku, str) else None, None, "NUL characters (\\u0000) are not allowed."))
-            continue
-        sku = obj.get("sku")
-        out.append((n, sku if isinstance(sku, str) else None, obj, None))
-    return out
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-def parse_csv(body: bytes) -> list[tuple[int, str | None, dict | None, str | None]]:
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ApiError(422, "validation_error", "The CSV file is not UTF-8.", errors=[{"field": "body", "message": "Not UTF-8."}]) from None
-    if "\x00" in text:
-        raise ApiError(422, "validation_error", "The CSV file contains NUL characters.",
-                       errors=[{"field": "body", "message": "NUL characters are not allowed."}])
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096].split("\n", 1)[0], delimiters=",;\t")
-        delimiter = dialect.delimiter
-    except csv.Error:
-        delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ApiError(422, "validation_error", "The CSV file is empty.", errors=[{"field": "body", "message": "Empty file."}]) from None
-    except csv.Error as exc:
-        raise ApiError(422, "validation_error", f"Malformed CSV: {exc}.", errors=[{"field": "body", "message": str(exc)}]) from None
-    header = [h.strip() for h in header]
-    columns: list[tuple[str, str | None]] = []  # (field, sub-key)
-    bad = []
-    for i, h in enumerate(header):
-        prefix = next((p for p in CSV_PREFIXES if h.startswith(p) and len(h) > len(p)), None)
-        if prefix:
-            columns.append((CSV_PREFIXES[prefix], h[len(prefix):]))
-        elif h in CSV_COLUMNS:
-            columns.append((h, None))
+def plan_chunks(rows: list[Row], size: int) -> list[list[Row]]:
+    """The rows in chunks of about `size`, each written (and, in a job, committed) on its own.
+    The rows of one product stay together (its product fields may come from any of them), and
+    products with a bundle row come last (a bundle's components may be created by the file)."""
+    groups: dict[tuple, list[Row]] = {}
+    late: set[tuple] = set()
+    for r in rows:
+        if r.data is None or r.errors:
+            key: tuple = ("line", r.line)
         else:
-            bad.append({"field": f"header[{i}]", "message": f"Unknown column {h!r}."})
-    seen = [h for h in header]
-    dupes = sorted({h for h in seen if seen.count(h) > 1})
-    bad += [{"field": "header", "message": f"Column {h!r} appears twice."} for h in dupes]
-    if "sku" not in header:
-        bad.append({"field": "header", "message": "The column 'sku' is required."})
-    if bad:
-        raise ApiError(422, "validation_error", bad[0]["message"], errors=bad)
-    out = []
-    line = reader.line_num + 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise ApiError(422, "validation_error", f"Malformed CSV near line {line}: {exc}.",
-                           errors=[{"field": "body", "message": str(exc)}]) from None
-        start, line = line, reader.line_num + 1
-        if not cells or all(not c.strip() for c in cells):
-            continue
-        if len(cells) > len(columns):
-            out.append((start, None, None, f"The row has {len(cells)} cells; the header has {len(columns)}."))
-            continue
-        raw: dict[str, Any] = {}
-        for (fld, sub), cell in zip(columns, cells):
-            cell = cell.strip()
-            if cell == "":
-                continue
-            if sub is None:
-                raw[fld] = cell
-            else:
-                raw.setdefault(fld, {})[sub] = cell
-        sku = raw.get("sku")
-        out.append((start, sku, raw, None))
+            handle = r.data.product_handle or (slugify(r.data.product_title) if r.data.product_title else None)
+            key = ("handle", handle) if handle else ("sku", sku_key(r.sku))
+            if r.data.components is not None:
+                late.add(key)
+        groups.setdefault(key, []).append(r)
+    ordered = [g for k, g in groups.items() if k not in late] + [g for k, g in groups.items() if k in late]
+    out: list[list[Row]] = []
+    current: list[Row] = []
+    for group in ordered:
+        if current and len(current) + len(group) > size:
+            out.append(current)
+            current = []
+        current.extend(group)
+    if current:
+        out.append(current)
     return out
-
-
-def validate_rows(parsed) -> list[Row]:
-    rows = []
-    validate = ImportRow.model_validate
-    for line, sku, raw, error in parsed:
-        row = Row(line=line, sku=sku[:100] if isinstance(sku, str) else None)
-        rows.append(row)
-        if error:
-            row.fail("row", error)
-            continue
-        try:
-            data = validate(raw)
-        except ValidationError as exc:
-            for e in exc.errors():
-                msg = "Unknown field." if e["type"] == "extra_forbidden" else "Field required." if e["type"] == "missing" else e["msg"]
-                path = field_path(e["loc"])
-                row.fail("row" if path == "body" else path, msg)
-            continue
-        row.data = data
-        row.sku = data.sku
-        given = {}
-        for f in data.model_fields_set:
-            value = getattr(data, f)
-            if value is None and f not in NULLABLE:
-                continue  # null on a required-ish field = not given
-            given[f] = value
-        row.given = given
-    return rows
 
 
 # --------------------------------------------------------------------------- the import
@@ -330,43 +141,47 @@ async def bulk_insert(session: AsyncSession, table, rows: list[dict]) -> None:
         raise IntegrityError(f"COPY {table.name}", None, exc) from exc
 
 
-async def run_import(session: AsyncSession, body: bytes, kind: str) -> dict:
-    if not body.strip():
-        raise ApiError(422, "validation_error", "The import file is empty.", errors=[{"field": "body", "message": "Empty file."}])
-    parsed = parse_ndjson(body) if kind == "ndjson" else parse_csv(body)
-    if not parsed:
-        raise ApiError(422, "validation_error", "The import file has no rows.", errors=[{"field": "body", "message": "No rows."}])
-    if len(parsed) > MAX_ROWS:
-        raise ApiError(413, "payload_too_large", f"At most {MAX_ROWS} rows per import; split the file.")
-    rows = validate_rows(parsed)
+async def apply_rows(session: AsyncSession, rows: list[Row], extras: Extras | None = None) -> dict[str, int]:
+    """Write one chunk of prepared rows in the session's transaction (fails rows in place) -> counts."""
     postgres = is_postgres(session)
     if postgres:
         # Plan every bulk statement for its actual parameters: a cached generic plan made while
         # the tables were small (the first chunks of a first import) would scan them sequentially.
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     try:
-        result = await _apply(session, rows)
+        counts = await _apply(session, rows, extras)
     except IntegrityError:
         raise ApiError(409, "conflict", "A concurrent change touched the same SKUs, GTINs or handles; retry the import.") from None
-    if postgres and result["created"] >= ANALYZE_AFTER:
-        # Fresh statistics (and, through the invalidation, fresh cached plans in every connection)
-        # instead of waiting for autovacuum after a bulk load.
+    return counts
+
+
+async def analyze(session: AsyncSession) -> None:
+    """After ANALYZE_AFTER variants were created: PostgreSQL gets fresh statistics (and, through
+    the invalidation, fresh cached plans in every connection) instead of waiting for autovacuum."""
+    if is_postgres(session):
         await session.execute(text("ANALYZE products, variants, product_channels, bundle_components"))
-    return result
 
 
-async def _apply(session: AsyncSession, rows: list[Row]) -> dict:
-    # ---- duplicates inside the file
-    first_line: dict[str, int] = {}  # by sku_key: SKUs differing only in case are the same SKU
+def row_errors(rows: list[Row], aliases: dict[str, str] | None = None) -> list[tuple[Row, list[dict[str, str]]]]:
+    """The failed rows with their errors; field names as the file spells them (`aliases`)."""
+    out = []
     for r in rows:
-        if r.data is None:
-            continue
-        key = sku_key(r.sku)
-        if key in first_line:
-            r.fail("sku", f"SKU {r.sku!r} appears more than once in this import (first at row {first_line[key]}).")
-        else:
-            first_line[key] = r.line
-    good = [r for r in rows if not r.errors]
+        if r.errors:
+            errs = r.errors
+            if aliases:
+                errs = [{"field": _alias(e["field"], aliases), "message": e["message"]} for e in errs]
+            out.append((r, errs))
+    return out
+
+
+def _alias(path: str, aliases: dict[str, str]) -> str:
+    head, sep, rest = path.partition(".")
+    name = aliases.get(head.split("[", 1)[0])
+    return name if name and not sep else f"{name}.{rest}" if name else path
+
+
+async def _apply(session: AsyncSession, rows: list[Row], extras: Extras | None) -> dict[str, int]:
+    good = [r for r in rows if not r.errors]  # (SKUs given twice were failed by prepare, file-wide)
 
     # ---- load existing variants (the rows' skus and every component sku, in any spelling)
     comp_skus = {sku_key(c.sku) for r in good if r.data.components for c in r.data.components}
@@ -486,6 +301,23 @@ async def _apply(session: AsyncSession, rows: list[Row]) -> dict:
             if r.data.components is not None and r.data.track_inventory is False:
                 r.fail("track_inventory", "A bundle's stock is derived from its components; it cannot be untracked.")
         plan.rows = [r for r in plan.rows if not r.errors]
+
+    # ---- price and stock columns: checked before anything is written
+    if extras is not None:
+        facts = []
+        for plan in plans.values():
+            for r in plan.rows:
+                v = existing.get(r.sku)
+                is_bundle = v.is_bundle if v is not None else r.data.components is not None
+                tracked = r.given.get("track_inventory", v.track_inventory if v is not None else True)
+                facts.append((r, is_bundle, tracked))
+        await extras.check(session, facts)
+        for plan in plans.values():
+            plan.rows = [r for r in plan.rows if not r.errors]
+            if plan.existing is None and plan.rows and not any(r.data.product_title for r in plan.rows):
+                for r in plan.rows:  # the row that gave the product's title failed
+                    r.fail("product_title", f"Required to create product {plan.handle!r}.")
+                plan.rows = []
 
     # ---- bundle components: exist (stored or created by this file), are not bundles, not itself, no repeats
     new_standard = {r.sku for p in plans.values() for r in p.rows if r.sku not in existing and r.data.components is None}
@@ -673,19 +505,19 @@ async def _apply(session: AsyncSession, rows: list[Row]) -> dict:
     for part in chunks(events, WRITE_CHUNK):
         await emit_many(session, part)
 
-    # ---- report
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
-    failed = []
+    # ---- prices and stock of the rows written
+    done = [r for r in rows if not r.errors]
+    written = await extras.write(session, done) if extras is not None else {}
+
+    # ---- counts
+    counts = dict.fromkeys(COUNTS, 0)
     for r in rows:
         if r.errors:
-            failed.append(r)
+            counts["failed"] += 1
         else:
             counts[r.outcome] += 1
-    return {
-        **counts, "failed": len(failed), "products_created": products_created, "products_updated": products_updated,
-        "errors": [{"row": r.line, "sku": r.sku, "errors": r.errors} for r in failed[:MAX_REPORTED_ERRORS]],
-        "errors_truncated": len(failed) > MAX_REPORTED_ERRORS,
-    }
+    counts.update(products_created=products_created, products_updated=products_updated, **written)
+    return counts
 
 
 def _event(type_: str, plan: ProductPlan, version: int, values: dict, handle: str | None = None) -> dict:

@@ -173,6 +173,11 @@ class ComponentOut(Output):
     quantity: int
 
 
+class MoneyOut(BaseModel):
+    amount: int = Field(description="Minor units (1999 = 19.99)")
+    currency: str
+
+
 class VariantOut(Output):
     id: str
     sku: str
@@ -183,6 +188,13 @@ class VariantOut(Output):
     weight_grams: int | None
     track_inventory: bool
     components: list[ComponentOut] | None = None
+    price: MoneyOut | None = Field(default=None, description=(
+        "Priced answers only (a channel-bound key, or admin with `channel`): what one unit costs in the channel "
+        "and customer group, the same as a one-unit quote without coupons (tax included in a gross channel, net "
+        "in a net one); null when it has no price or is not sold there. Absent without a channel."))
+    compare_at_price: MoneyOut | None = Field(default=None, description=(
+        "Priced answers only: the price before the promotions, when one applies to a basket of this one unit "
+        "(the quote's unit_price); else null."))
 
 
 class VariantDetailOut(VariantOut):

@@ -26,6 +26,8 @@ from typing import Any
 
 from sqlalchemy import event
 
+from app.core import clock
+
 log = logging.getLogger("app.cache")
 CHANNEL = "uc_cache"
 _TOPICS_KEY = "uc_changed_topics"
@@ -260,7 +262,9 @@ def cache_responses(collection: str, *topics: str, max_entries: int = 5_000) -> 
     """Whole GET answers of `collection` and of `collection/{ref}` (status 200; nothing deeper,
     so a later `collection/{ref}/something` is never caught) are kept per (path, query, who may
     see what) and dropped with `topics`. For reads whose answer depends only on those topics'
-    tables and on the caller's role and binding (the catalog: status and channel visibility)."""
+    tables and on the caller's role and binding (the catalog: status and channel visibility),
+    and on the clock only through a moment the route names: an answer whose request state has
+    `cache_until` (a datetime of app.core.clock) is served from memory only before then."""
     _RESPONSE_ROUTES.append((collection, Cache(*topics, max_entries=max_entries)))
 
 
@@ -291,8 +295,8 @@ class ResponseCacheMiddleware:
             return await self.app(scope, receive, send)
         key = (path, scope.get("query_string", b""), principal.role, principal.channel, principal.location)
         hit = store.get(key)
-        if hit is not None:
-            status, headers, body = hit
+        if hit is not None and (hit[3] is None or clock.now() < hit[3]):
+            status, headers, body, _ = hit
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
@@ -313,7 +317,9 @@ class ResponseCacheMiddleware:
                     headers = [(n, v) for n, v in start.get("headers", []) if n.lower() in _KEPT_HEADERS]
                     body = b"".join(chunks)
                     headers.append((b"content-length", str(len(body)).encode()))
-                    store.put(key, (200, headers, body), generation)
+                    # an answer that depends on time says until when it holds (state "cache_until")
+                    until = scope.get("state", {}).get("cache_until")
+                    store.put(key, (200, headers, body, until), generation)
                     await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
                     await send({"type": "http.response.body", "body": body})
 

@@ -93,7 +93,7 @@ async def price(session: AsyncSession, channel: Any, lines: list[dict], coupons:
 
 def _empty_totals(channel: Any) -> dict:
     return {"currency": channel.currency, "prices_include_tax": channel.prices_include_tax, "subtotal": 0,
-            "discount_total": 0, "tax_total": 0, "total": 0, "promotions": []}
+            "discount_total": 0, "tax_total": 0, "total": 0, "promotions": [], "coupons": []}
 
 
 def render_cart(cart: Any, channel: Any, quote: Any | None, availability: dict[str, int | None],
@@ -111,7 +111,8 @@ def render_cart(cart: Any, channel: Any, quote: Any | None, availability: dict[s
     if quote is not None:
         totals.update({"currency": quote.currency, "prices_include_tax": quote.prices_include_tax,
                        "subtotal": quote.subtotal, "discount_total": quote.discount_total,
-                       "tax_total": quote.tax_total, "total": quote.total, "promotions": quote.promotions})
+                       "tax_total": quote.tax_total, "total": quote.total, "promotions": quote.promotions,
+                       "coupons": quote.coupons})  # each coupon given: applied, or why not
     fulfillment = dict(cart.fulfillment or {"method": "ship"})
     return {
         "id": cart.id, "object": "cart", "channel": cart.channel, "customer": cart.customer_id,

@@ -11,11 +11,17 @@ Price resolution (`resolve_prices`)
 -----------------------------------
 A price list applies to a quote when its currency is the channel's, it is active and valid
 at *now* (`valid_from <= now < valid_to`), the channel is in its `channels` or the list is
-named in the channel's `price_lists`, and its `customer_group` is empty or the customer's.
-For each SKU the applicable lists are ranked:
-1. lists for the customer's group before general lists (loyalty prices beat retail),
-2. lists named in the channel's `price_lists`, in that order, before the others,
-3. higher `priority` first, 4. `code` (a stable tie-break).
+named in the channel's `price_lists` (either is enough: `takes_part`), and its
+`customer_group` is empty or the customer's. For each SKU the applicable lists are ranked
+(`rank_lists`):
+1. lists for the customer's group before general lists (loyalty prices beat retail);
+2. inside each of those two sets, the lists named in the channel's `price_lists` keep that
+   order, and each list the channel does not name is merged in by `priority`: it goes ahead
+   of the first named list whose priority is lower than its own (so a sale list with a higher
+   priority that names the channel wins without editing the channel; with equal priorities
+   the channel's lists come first);
+3. lists the channel does not name, among themselves: higher `priority` first;
+4. `code` (a stable tie-break).
 The first list that has a price for the SKU wins; inside it, the tier with the greatest
 `min_quantity` not above the basket's total quantity of that SKU. No price -> the SKU
 is reported (the API answers 422 `no_price`).
@@ -221,6 +227,7 @@ class Item:
     tax_rate_bp: int = 0
     category: str | None = None
     components: tuple[tuple[str, int, int], ...] = ()  # bundles: (sku, quantity per bundle, weight)
+    price_list: str | None = None  # the list that priced it (None: a price given from outside)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -237,12 +244,13 @@ class QuoteLine:
     tax_rate_bp: int
     tax_amount: int
     components: list[dict] | None = None
+    price_list: str | None = None
 
     def as_dict(self) -> dict:
         out = {
-            "sku": self.sku, "quantity": self.quantity, "unit_price": self.unit_price, "subtotal": self.subtotal,
-            "discounts": self.discounts, "discount_total": self.discount_total, "total": self.total,
-            "tax_rate_bp": self.tax_rate_bp, "tax_amount": self.tax_amount,
+            "sku": self.sku, "quantity": self.quantity, "unit_price": self.unit_price, "price_list": self.price_list,
+            "subtotal": self.subtotal, "discounts": self.discounts, "discount_total": self.discount_total,
+            "total": self.total, "tax_rate_bp": self.tax_rate_bp, "tax_amount": self.tax_amount,
         }
         if self.components is not None:
             out["components"] = self.components
@@ -259,13 +267,14 @@ class QuoteResult:
     tax_total: int
     total: int
     promotions: list[dict] = field(default_factory=list)
+    coupons: list[dict] = field(default_factory=list)  # what became of each coupon given (app/pricing/offers.py)
 
     def as_dict(self) -> dict:
         return {
             "currency": self.currency, "prices_include_tax": self.prices_include_tax,
             "lines": [ln.as_dict() for ln in self.lines], "subtotal": self.subtotal,
             "discount_total": self.discount_total, "tax_total": self.tax_total, "total": self.total,
-            "promotions": self.promotions,
+            "promotions": self.promotions, "coupons": self.coupons,
         }
 
 
@@ -275,17 +284,47 @@ def _valid(now: datetime, start: datetime | None, end: datetime | None) -> bool:
     return (start is None or start <= now) and (end is None or now < end)
 
 
+def takes_part(pl: PriceList, channel: str, currency: str, channel_price_lists: Sequence[str]) -> bool:
+    """A list takes part in a channel's resolution when it is in the channel's currency and names
+    the channel in its `channels` or the channel names it in its `price_lists` (neither needs
+    the other)."""
+    return pl.currency == currency and (channel in pl.channels or pl.code in channel_price_lists)
+
+
+def rank_lists(lists: Iterable[PriceList], channel_price_lists: Sequence[str]) -> list[PriceList]:
+    """`lists` (all taking part in one channel) in resolution order (see the module doc):
+    customer-group lists before general ones; inside each, the channel's `price_lists` in their
+    order with the lists it does not name merged in by priority (such a list goes ahead of the
+    first named list whose priority is lower than its own); those among themselves by priority,
+    then code. Customer-group lists of different groups never meet in one quote: they are
+    listed by group code."""
+    position = {code: i for i, code in enumerate(channel_price_lists)}
+    groups: dict[str | None, list[PriceList]] = {}
+    for pl in lists:
+        groups.setdefault(pl.customer_group, []).append(pl)
+    out: list[PriceList] = []
+    for group in sorted(groups, key=lambda g: (g is None, g or "")):
+        members = groups[group]
+        named = sorted((pl for pl in members if pl.code in position), key=lambda pl: position[pl.code])
+        others = sorted((pl for pl in members if pl.code not in position), key=lambda pl: (-pl.priority, pl.code))
+        i = 0
+        for pl in named:
+            while i < len(others) and others[i].priority > pl.priority:
+                out.append(others[i])
+                i += 1
+            out.append(pl)
+        out.extend(others[i:])
+    return out
+
+
 def applicable_lists(ctx: Context, lists: Iterable[PriceList]) -> list[PriceList]:
     """The price lists that apply to this quote, best first (see the module doc)."""
-    position = {code: i for i, code in enumerate(ctx.channel_price_lists)}
-    out = [
-        pl for pl in lists
-        if pl.active and pl.currency == ctx.currency and _valid(ctx.now, pl.valid_from, pl.valid_to)
-        and (ctx.channel in pl.channels or pl.code in position)
-        and (pl.customer_group is None or pl.customer_group == ctx.customer_group)
-    ]
-    out.sort(key=lambda pl: (pl.customer_group is None, position.get(pl.code, len(position)), -pl.priority, pl.code))
-    return out
+    return rank_lists(
+        (pl for pl in lists
+         if pl.active and _valid(ctx.now, pl.valid_from, pl.valid_to)
+         and takes_part(pl, ctx.channel, ctx.currency, ctx.channel_price_lists)
+         and (pl.customer_group is None or pl.customer_group == ctx.customer_group)),
+        ctx.channel_price_lists)
 
 
 def resolve_prices(ctx: Context, lists: Iterable[PriceList], prices: Iterable[Price],
@@ -623,7 +662,7 @@ def price_items(items: Sequence[Item], promotions: Sequence[Promotion], ctx: Con
         line = QuoteLine(
             sku=it.sku, quantity=it.quantity, unit_price=it.unit_price, subtotal=subtotals[i],
             discounts=line_discounts[i], discount_total=subtotals[i] - left[i], total=total,
-            tax_rate_bp=it.tax_rate_bp, tax_amount=tax,
+            tax_rate_bp=it.tax_rate_bp, tax_amount=tax, price_list=it.price_list,
         )
         if it.components:
             line.components = allocate_bundle(total, [(s, q * it.quantity, w * q) for s, q, w in it.components])
@@ -687,7 +726,7 @@ def quote(ctx: Context, lines: Sequence[LineIn], facts: dict[str, SkuFacts], pri
         items.append(Item(
             sku=ln.sku, quantity=ln.quantity, unit_price=resolved[ln.sku][0],
             tax_rate_bp=tax_rates.get(f.tax_class, 0), category=f.category,
-            components=tuple((s, q, comp_prices.get(s, 0)) for s, q in f.components),
+            components=tuple((s, q, comp_prices.get(s, 0)) for s, q in f.components), price_list=resolved[ln.sku][1],
         ))
     return price_items(items, promotions, ctx)
 

@@ -10,7 +10,7 @@ from app.core.pagination import PageParams, page_params
 from app.core.responses import created, json_response
 from app.pricing import service
 from app.pricing.schemas import (
-    PriceIn, PriceListCreate, PriceListOut, PriceListUpdate, PromotionCreate, PromotionOut, PromotionType, PromotionUpdate,
+    PriceIn, PriceListCreate, PriceListList, PriceListOut, PriceListUpdate, PriceListWritten, PriceRowList, PromotionCreate, PromotionOut, PromotionType, PromotionUpdate,
     QuoteOut, QuoteRequest, TaxRateCreate, TaxRateOut, TaxRateUpdate,
 )
 
@@ -19,27 +19,36 @@ read_only_post("/v1/pricing/quote")  # prices, writes nothing
 router = APIRouter(tags=["pricing"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 QUOTER = require("storefront", "pos", "marketplace")
+LIST_READER = require("storefront", "pos")  # + admin: a bound key reads its channel's lists, read-only
 
 
-@router.post("/v1/price-lists", status_code=201, response_model=PriceListOut, summary="Create a price list")
+@router.post("/v1/price-lists", status_code=201, response_model=PriceListWritten,
+             summary="Create a price list (warnings: where lists a channel names still rank ahead of it)")
 async def create_price_list(body: PriceListCreate, session: Session, _: Principal = Depends(ADMIN)):
     pl = await service.create_price_list(session, body)
     return created(pl, version=pl["version"])
 
 
-@router.get("/v1/price-lists", summary="List price lists")
+@router.get("/v1/price-lists", response_model=PriceListList,
+            summary="List price lists; with channel: those taking part in it, in resolution order",
+            description="Admin: every list, a page at a time; with `channel`, the lists that take part in that channel "
+                        "(they name it, or it names them), all of them, in the order a quote tries them. Storefront and "
+                        "POS keys: their channel's active lists in that order (another channel: 404).")
 async def list_price_lists(session: Session, page: PageParams = Depends(page_params),
-                           channel: Annotated[str | None, Query(max_length=100)] = None, _: Principal = Depends(ADMIN)):
-    return json_response(await service.list_price_lists(session, page, channel))
+                           channel: Annotated[str | None, Query(max_length=100)] = None,
+                           who: Principal = Depends(LIST_READER)):
+    return json_response(await service.list_price_lists(session, who, page, channel))
 
 
-@router.get("/v1/price-lists/{ref}", response_model=PriceListOut, summary="Get a price list by code or id")
-async def get_price_list(ref: str, session: Session, _: Principal = Depends(ADMIN)):
-    pl = service.render_price_list(await service.get_price_list(session, ref))
+@router.get("/v1/price-lists/{ref}", response_model=PriceListOut,
+            summary="Get a price list by code or id (storefront and POS keys: their channel's lists)")
+async def get_price_list(ref: str, session: Session, who: Principal = Depends(LIST_READER)):
+    pl = service.render_price_list(await service.visible_price_list(session, who, ref))
     return json_response(pl, version=pl["version"])
 
 
-@router.patch("/v1/price-lists/{ref}", response_model=PriceListOut, summary="Update a price list (If-Match supported)")
+@router.patch("/v1/price-lists/{ref}", response_model=PriceListWritten,
+              summary="Update a price list (If-Match supported; warnings as on create)")
 async def update_price_list(ref: str, body: PriceListUpdate, request: Request, session: Session,
                             _: Principal = Depends(ADMIN)):
     pl = await service.update_price_list(session, request, ref, body)
@@ -56,10 +65,11 @@ async def put_prices(ref: str, request: Request, session: Session,
     return json_response(result, version=result["version"])
 
 
-@router.get("/v1/price-lists/{ref}/prices", summary="The prices of a list, by sku and min_quantity")
+@router.get("/v1/price-lists/{ref}/prices", response_model=PriceRowList,
+            summary="The prices of a list, by sku and min_quantity (storefront and POS keys: their channel's lists)")
 async def list_prices(ref: str, session: Session, page: PageParams = Depends(page_params),
-                      sku: Annotated[str | None, Query(max_length=100)] = None, _: Principal = Depends(ADMIN)):
-    return json_response(await service.list_prices(session, ref, page, sku))
+                      sku: Annotated[str | None, Query(max_length=100)] = None, who: Principal = Depends(LIST_READER)):
+    return json_response(await service.list_prices(session, who, ref, page, sku))
 
 
 @router.post("/v1/tax-rates", status_code=201, response_model=TaxRateOut,

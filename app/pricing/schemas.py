@@ -129,6 +129,7 @@ class QuoteLineOut(BaseModel):
     sku: str
     quantity: int
     unit_price: int
+    price_list: str | None = Field(description="The price list that priced the line (docs/pricing.md: which list wins)")
     subtotal: int
     discounts: list[LineDiscountOut]
     discount_total: int
@@ -145,6 +146,19 @@ class AppliedPromotionOut(BaseModel):
     amount: int
 
 
+class CouponOut(BaseModel):
+    code: str
+    applied: bool
+    reason: Literal["no_matching_items", "min_quantity", "min_subtotal", "not_combinable", "no_discount"] | None = Field(
+        default=None, description=(
+            "When not applied: no_matching_items (nothing in the basket qualifies, or a set is incomplete), "
+            "min_quantity (fewer qualifying units than it needs), min_subtotal (qualifying items worth less than its "
+            "min_subtotal), not_combinable (an exclusive promotion gives this basket more), no_discount. A coupon that "
+            "can never apply here is refused with 422 invalid_coupon, each error naming its reason: unknown, "
+            "not_yet_valid, expired, not_in_channel, customer_group."))
+    message: str | None = Field(default=None, description="Why not, in a sentence for the shopper")
+
+
 class QuoteOut(BaseModel):
     object: Literal["quote"] = "quote"
     channel: str
@@ -157,6 +171,7 @@ class QuoteOut(BaseModel):
     tax_total: int
     total: int
     promotions: list[AppliedPromotionOut]
+    coupons: list[CouponOut] = Field(description="Each coupon given: applied, or why not")
 
 
 class PriceListOut(BaseModel):
@@ -174,6 +189,37 @@ class PriceListOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class PriceListWarning(BaseModel):
+    code: Literal["outranked_in_channel"]
+    channel: str
+    price_lists: list[str] = Field(description="The lists the channel names that rank ahead of this one there")
+    message: str
+
+
+class PriceListWritten(PriceListOut):
+    warnings: list[PriceListWarning] = Field(description=(
+        "Channels this list names where lists the channel names in its price_lists still rank ahead of it "
+        "(see docs/pricing.md): it takes part there, but prices only the SKUs they do not"))
+
+
+class PriceListList(BaseModel):
+    data: list[PriceListOut]
+    next_cursor: str | None
+
+
+class PriceRowOut(BaseModel):
+    sku: str
+    min_quantity: int
+    amount: int
+    currency: str
+    updated_at: datetime
+
+
+class PriceRowList(BaseModel):
+    data: list[PriceRowOut]
+    next_cursor: str | None
 
 
 class PromotionOut(BaseModel):

@@ -1,6 +1,8 @@
 """Demo prices: a retail list for every demo channel (with a tier price and the gift box's own
-price), a better list for loyalty members, German VAT, "3 für 2" on coffee and chocolate,
-a Rabattstaffel on wine and a coupon. Idempotent: what exists is left alone."""
+price), a better list for loyalty members, a sale list that wins over retail for the hoodies
+(it names the demo channels and has a higher priority; the channels name only retail-eur, see
+docs/pricing.md), German VAT, "3 für 2" on coffee and chocolate, a Rabattstaffel on wine and a
+coupon. Idempotent: what exists is left alone."""
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +18,12 @@ RETAIL = {  # sku prefix or sku -> gross EUR cents
 }
 TIERS = [("WINE-RIES-075", 6, 1099)]  # six bottles or more: 10.99 each
 LOYALTY = {"COFFEE-ESP-1KG": 1699, "WINE-RIES-075": 1199}
+SALE = {"HOOD-": 4999}  # the merino hoodies: 49.99 instead of 59.99
+LISTS = [  # code, name, customer group, priority, prices (None: RETAIL with its tiers)
+    ("retail-eur", "Retail EUR", None, 0, None),
+    ("loyalty-eur", "Loyalty members EUR", "loyalty", 0, LOYALTY),
+    ("sale-eur", "Winter sale EUR", None, 10, SALE),
+]
 TAX = [("DE", "standard", 1900), ("DE", "reduced", 700), ("DE", "zero", 0)]
 PROMOTIONS = [
     {"code": "3fuer2", "name": "3 für 2 auf Kaffee und Schokolade", "type": "buy_x_pay_y", "params": {"x": 3, "y": 2},
@@ -28,8 +36,9 @@ PROMOTIONS = [
 ]
 
 
-def _retail_price(sku: str) -> int | None:
-    for key, amount in RETAIL.items():
+def _price(table: dict[str, int], sku: str) -> int | None:
+    """A SKU's amount in `table`, whose keys are SKUs or prefixes ending in '-'."""
+    for key, amount in table.items():
         if sku == key or (key.endswith("-") and sku.startswith(key)):
             return amount
     return None
@@ -42,16 +51,16 @@ async def seed_demo(session: AsyncSession) -> list[str]:
     from app.catalog.seed import SEED_SKUS
 
     skus = await lookup_skus(session, SEED_SKUS)
-    for code, group, table in (("retail-eur", None, None), ("loyalty-eur", "loyalty", LOYALTY)):
+    for code, name, group, priority, table in LISTS:
         if code in have_lists:
             continue
-        pl = PriceList(id=new_id("pl"), code=code, name=code, currency="EUR", channels=channels,
-                       customer_group=group, priority=0)
+        pl = PriceList(id=new_id("pl"), code=code, name=name, currency="EUR", channels=channels,
+                       customer_group=group, priority=priority)
         session.add(pl)
         await session.flush()
         rows = []
         for sku in skus:
-            amount = _retail_price(sku) if table is None else table.get(sku)
+            amount = _price(RETAIL if table is None else table, sku)
             if amount is not None:
                 rows.append(PriceEntry(price_list_id=pl.id, sku=sku, min_quantity=1, amount=amount))
         if table is None:

@@ -46,8 +46,9 @@ async def test_ndjson_create_reimport_update(client, admin):
     mug_sku = f"MUG-{t}".upper()
     rows.append({"sku": mug_sku, "product_title": f"Mug {t}", "track_inventory": False, "channels": f"{web}"})
     result = await _import(client, admin, ndjson(rows))
-    assert result == {"created": 4, "updated": 0, "unchanged": 0, "failed": 0, "products_created": 2,
-                      "products_updated": 0, "errors": [], "errors_truncated": False}
+    assert result == {"format": "ndjson", "created": 4, "updated": 0, "unchanged": 0, "failed": 0, "products_created": 2,
+                      "products_updated": 0, "prices_set": 0, "stock_set": 0, "errors": [], "errors_truncated": False,
+                      "unknown_columns": [], "warnings": []}
     p = (await client.get(f"/v1/products/{tee}", headers=admin)).json()
     assert p["title"] == "Import Tee" and p["status"] == "active" and p["channels"] == [web] and p["version"] == 1
     assert p["attributes"] == {"brand": "Nord"} and p["category"] == "fashion/t-shirts"
@@ -100,7 +101,7 @@ async def test_per_row_errors_good_rows_land(client, admin):
         {"sku": sku("BAD"), "product_handle": f"h-{t}", "gtin": "4006381333932"},               # 2 bad check digit
         b'{"sku": "broken", ',                                                                  # 3 invalid JSON
         {"sku": sku("BAD"), "product_handle": f"h-{t}", "channels": ["nowhere-x"]},             # 4 unknown channel
-        {"sku": sku("BAD"), "product_handle": f"h-{t}", "colour": "red"},                       # 5 unknown field
+        {"sku": sku("GOOD"), "product_handle": f"h-{t}", "colour": "red"},                      # 5 ok: unknown field listed once
         {"product_handle": f"h-{t}"},                                                           # 6 no sku
         {"sku": dup, "product_handle": f"h-{t}"},                                               # 7 ok
         {"sku": dup, "product_handle": f"h-{t}"},                                               # 8 duplicate in file
@@ -114,10 +115,11 @@ async def test_per_row_errors_good_rows_land(client, admin):
         {"sku": sku("BAD"), "product_handle": f"new-{t}"},                                      # 16 new product w/o title
     ]
     result = await _import(client, admin, ndjson(rows))
-    assert result["created"] == 3 and result["failed"] == 13, result
+    assert result["created"] == 4 and result["failed"] == 12, result
+    assert result["unknown_columns"] == ["colour"]
     by_row = {e["row"]: e for e in result["errors"]}
-    assert set(by_row) == {2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 16}
-    expect_field = {2: "gtin", 3: "row", 4: "channels[0]", 5: "colour", 6: "sku", 8: "sku", 9: "gtin",
+    assert set(by_row) == {2, 3, 4, 6, 8, 9, 10, 11, 12, 13, 14, 16}
+    expect_field = {2: "gtin", 3: "row", 4: "channels[0]", 6: "sku", 8: "sku", 9: "gtin",
                     10: "product_handle", 11: "product_handle", 12: "components", 13: "weight_grams", 14: "row",
                     16: "product_title"}
     for row, field in expect_field.items():
@@ -125,7 +127,7 @@ async def test_per_row_errors_good_rows_land(client, admin):
     assert by_row[9]["sku"] == rows[8]["sku"] and ex_sku in by_row[9]["errors"][0]["message"]
     assert "row 7" in by_row[8]["errors"][0]["message"]
     p = (await client.get(f"/v1/products/h-{t}", headers=admin)).json()
-    assert [v["sku"] for v in p["variants"]] == [good1, dup, good2]
+    assert [v["sku"] for v in p["variants"]] == [good1, rows[4]["sku"], dup, good2]
 
 
 async def test_csv_import(client, admin):
@@ -175,13 +177,13 @@ async def test_csv_import(client, admin):
 
 
 async def test_csv_file_level_errors(client, admin):
-    for text in ("sku,colour\nA,red\n", "product_title\nX\n", "sku,sku\nA,B\n", "sku,title\n\"A,x\n", "sku\x00\nA\n"):
+    for text in ("product_title\nX\n", "sku,sku\nA,B\n", "sku,title\n\"A,x\n", "sku\x00\nA\n", "colour\nred\n"):
         r = await client.post("/v1/catalog/import", content=text.encode(), headers=admin | CSV)
         assert_problem(r, 422, "validation_error")
     r = await client.post("/v1/catalog/import", content=b"\xff\xfe\x00", headers=admin | CSV)
     assert_problem(r, 422, "validation_error")
-    body = assert_problem(await client.post("/v1/catalog/import", content=b"sku,colour\nA,red\n", headers=admin | CSV), 422)
-    assert body["errors"][0]["field"] == "header[1]" and "colour" in body["errors"][0]["message"]
+    body = assert_problem(await client.post("/v1/catalog/import", content=b"sku,sku\nA,B\n", headers=admin | CSV), 422)
+    assert body["errors"][0]["field"] == "header" and "'sku' appears twice" in body["errors"][0]["message"]
 
 
 async def test_bundles_in_import(client, admin):

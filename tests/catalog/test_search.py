@@ -115,6 +115,8 @@ async def test_scan_lookup_and_sql_budget(client, admin):
         assert_problem(await client.get("/v1/variants", params=params, headers=admin), 422, "validation_error")
 
     await warm_keys(client, k.pos_bound, k.storefront, admin)
+    for headers in (k.pos_bound, k.storefront):  # priced answers: the channel and price lists are in their caches too
+        assert (await client.get(f"/v1/variants/{s}", headers=headers)).status_code == 200
     with sql_statements() as statements:
         for headers in (k.pos_bound, k.storefront, admin):
             for params in ({"sku": s}, {"gtin": g}):

@@ -194,6 +194,8 @@ COLUMNS: dict[str, list[str]] = {
     "fulfillments.pickup_attempts": [], "fulfillment_lines.quantity": [], "order_counters.last": [],
     "returns.seq": [], "returns.refund_total": [], "returns.tax_total": [], "return_lines.position": [],
     "return_lines.quantity": ["ReturnLineIn.quantity"], "return_lines.refund_amount": [], "return_lines.tax_amount": [],
+    "catalog_imports.rows_total": [], "catalog_imports.rows_done": [], "catalog_imports.chunks_done": [],
+    "catalog_imports.attempts": [],
 }
 VERSIONED = ("ChannelUpdate", "LocationUpdate", "ProductUpdate", "VariantCreate", "VariantUpdate", "PriceListUpdate",
              "TaxRateUpdate", "PromotionUpdate", "CartUpdate", "CustomerUpdate")

@@ -144,7 +144,7 @@ async def test_quote_roles(client, admin, world):
     store = (await create_location(client, admin, "store"))["code"]
     r = await client.post("/v1/api-keys", json={"name": "till", "role": "pos", "location": store}, headers=admin)
     assert [e["field"] for e in assert_problem(r, 422, "validation_error")["errors"]] == ["channel"]
-    for path in ("/v1/price-lists", "/v1/promotions", "/v1/tax-rates"):
+    for path in ("/v1/promotions", "/v1/tax-rates"):  # price lists: their channel's, read-only (test_shelf_and_lists)
         assert_problem(await client.get(path, headers=shop), 403, "forbidden")
 
 

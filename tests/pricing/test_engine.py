@@ -7,9 +7,10 @@ from hypothesis import strategies as st
 
 from app.pricing.engine import (
     Context, Item, LineIn, Price, PriceList, PricingError, Promotion, SkuFacts, allocate, allocate_bundle,
-    allocate_capped, conflicts, div_half_up, price_items, quote, refund_for_units, resolve_prices, tax_of,
-    validate_params,
+    allocate_capped, applicable_lists, conflicts, div_half_up, price_items, quote, rank_lists, refund_for_units,
+    resolve_prices, tax_of, validate_params,
 )
+from app.pricing.offers import UnitPrice, coupon_outcomes, coupon_problem, unit_prices
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 GROSS = Context("web-de", "EUR", True, NOW)
@@ -94,6 +95,84 @@ def test_price_resolution_rules():
     named = Context("app-de", "EUR", True, NOW, channel_price_lists=("retail",))
     assert resolve_prices(named, lists, prices, {"A": 1}) == {"A": (1000, "retail")}
     assert resolve_prices(Context("app-de", "EUR", True, NOW), lists, prices, {"A": 1}) == {}
+
+
+def test_resolution_order_channel_lists_merged_with_priority():
+    """Customer-group lists first; then the channel's price_lists in their order, each list the
+    channel does not name going ahead of the first named list whose priority is lower than its
+    own; those among themselves by priority, then code."""
+    a = PriceList("a", "EUR", channels=("web",), priority=0)
+    b = PriceList("b", "EUR", priority=5)  # named by the channel only
+    sale = PriceList("sale", "EUR", channels=("web",), priority=10)
+    mid = PriceList("mid", "EUR", channels=("web",), priority=3)
+    low = PriceList("low", "EUR", channels=("web",), priority=-1)
+    tie = PriceList("tie", "EUR", channels=("web",), priority=0)
+    grp = PriceList("grp", "EUR", channels=("web",), customer_group="loyalty", priority=-5)
+    other_grp = PriceList("other", "EUR", channels=("web",), customer_group="b2b", priority=50)
+    lists = [low, b, tie, a, sale, grp, mid, other_grp]
+    assert [x.code for x in rank_lists(lists, ("a", "b"))] == ["other", "grp", "sale", "mid", "a", "b", "tie", "low"]
+    # without a channel order: priority, then code; with every list named: the channel's order alone
+    assert [x.code for x in rank_lists([low, a, tie, sale], ())] == ["sale", "a", "tie", "low"]
+    assert [x.code for x in rank_lists([low, a, sale], ("low", "a", "sale"))] == ["low", "a", "sale"]
+    # what applies to a quote: active, valid, in the currency, taking part, the customer's group or none
+    usd = PriceList("usd", "USD", channels=("web",), priority=99)
+    elsewhere = PriceList("pos", "EUR", channels=("pos",), priority=99)
+    ended = PriceList("ended", "EUR", channels=("web",), priority=99, valid_to=NOW)
+    off = PriceList("off", "EUR", channels=("web",), priority=99, active=False)
+    ctx = Context("web", "EUR", True, NOW, customer_group="loyalty", channel_price_lists=("a", "b"))
+    everything = lists + [usd, elsewhere, ended, off]
+    assert [x.code for x in applicable_lists(ctx, everything)] == ["grp", "sale", "mid", "a", "b", "tie", "low"]
+    prices = [Price("a", "X", 1000), Price("b", "X", 900), Price("sale", "Y", 500), Price("a", "Y", 700),
+              Price("grp", "Z", 100), Price("a", "Z", 200), Price("usd", "X", 1), Price("ended", "X", 1)]
+    general = Context("web", "EUR", True, NOW, channel_price_lists=("a", "b"))
+    assert resolve_prices(general, everything, prices, {"X": 1, "Y": 1, "Z": 1}) == \
+        {"X": (1000, "a"), "Y": (500, "sale"), "Z": (200, "a")}
+    assert resolve_prices(ctx, everything, prices, {"Z": 1})["Z"] == (100, "grp")
+
+
+def test_quote_lines_name_their_price_list():
+    lists = [PriceList("retail", "EUR", channels=("web-de",)), PriceList("sale", "EUR", channels=("web-de",), priority=1)]
+    prices = [Price("retail", "A", 1000), Price("retail", "B", 500), Price("sale", "B", 400)]
+    facts = {"A": SkuFacts("A", "standard"), "B": SkuFacts("B", "standard")}
+    r = quote(GROSS, [LineIn("A", 1), LineIn("B", 2)], facts, lists, prices, [], {"standard": 1900})
+    assert [(ln.sku, ln.unit_price, ln.price_list) for ln in r.lines] == [("A", 1000, "retail"), ("B", 400, "sale")]
+    assert r.as_dict()["lines"][1]["price_list"] == "sale" and r.as_dict()["coupons"] == []
+
+
+def test_coupon_outcomes_say_why():
+    later = NOW + timedelta(days=1)
+    big = promo("big", "percent_off", {"percent_bp": 5000}, stackable=False, skus={"A"}, priority=5)
+    c_min = promo("c-min", "amount_off", {"amount": 500, "per": "order", "min_subtotal": 5000}, coupon_code="MIN")
+    c_skus = promo("c-skus", "percent_off", {"percent_bp": 1000}, skus={"Z"}, coupon_code="ZED")
+    c_excl = promo("c-excl", "percent_off", {"percent_bp": 1000}, skus={"A"}, stackable=False, coupon_code="EXCL")
+    c_qty = promo("c-qty", "buy_x_pay_y", {"x": 3, "y": 2}, skus={"B"}, coupon_code="THREE")
+    c_all3 = promo("c-all3", "buy_x_pay_y", {"x": 3, "y": 2}, coupon_code="ALL3")  # A is closed by "big"
+    c_ok = promo("c-ok", "amount_off", {"amount": 100, "per": "order"}, coupon_code="OK")
+    c_soon = promo("c-soon", "amount_off", {"amount": 100, "per": "order"}, coupon_code="SOON", valid_from=later)
+    c_gone = promo("c-gone", "amount_off", {"amount": 100, "per": "order"}, coupon_code="GONE", valid_to=NOW)
+    c_pos = promo("c-pos", "amount_off", {"amount": 100, "per": "order"}, coupon_code="POS", channels=("pos-de",))
+    c_vip = promo("c-vip", "amount_off", {"amount": 100, "per": "order"}, coupon_code="VIP", customer_groups=("vip",))
+    everything = [big, c_min, c_skus, c_excl, c_qty, c_all3, c_ok, c_soon, c_gone, c_pos, c_vip]
+    reasons = {code: coupon_problem(GROSS, everything, code) for code in ("NOPE", "SOON", "GONE", "POS", "VIP", "OK")}
+    assert {c: r[0] if r else None for c, r in reasons.items()} == {
+        "NOPE": "unknown", "SOON": "not_yet_valid", "GONE": "expired", "POS": "not_in_channel", "VIP": "customer_group",
+        "OK": None}
+    ctx = Context("web-de", "EUR", True, NOW, coupon_codes=("MIN", "ZED", "EXCL", "THREE", "ALL3", "OK"))
+    items = [Item("A", 2, 1000, 1900), Item("B", 1, 500, 1900)]
+    r = price_items(items, everything, ctx)
+    got = {c["code"]: (c["applied"], c.get("reason")) for c in coupon_outcomes(ctx, everything, items, r)}
+    assert got == {"MIN": (False, "min_subtotal"), "ZED": (False, "no_matching_items"), "EXCL": (False, "not_combinable"),
+                   "THREE": (False, "min_quantity"), "ALL3": (False, "not_combinable"), "OK": (True, None)}
+
+
+def test_coupon_min_subtotal_counts_what_earlier_promotions_left():
+    first = promo("first", "percent_off", {"percent_bp": 5000}, priority=9)
+    c_min = promo("c-min", "amount_off", {"amount": 500, "per": "order", "min_subtotal": 1500}, coupon_code="MIN")
+    ctx = Context("web-de", "EUR", True, NOW, coupon_codes=("MIN",))
+    items = [Item("A", 2, 1000, 1900)]  # 2000, halved to 1000 before the coupon's turn
+    r = price_items(items, [first, c_min], ctx)
+    (out,) = coupon_outcomes(ctx, [first, c_min], items, r)
+    assert out["reason"] == "min_subtotal" and "1500" in out["message"] and "1000" in out["message"]
 
 
 def test_quote_errors_name_the_line():
@@ -376,3 +455,19 @@ def test_params_spellings_integrators_use():
     assert canonical_params("amount_off", {"amount": 500, "scope": "line"}) == {"amount": 500, "per": "line"}
     assert canonical_params("percent_off", {"percent": 12.5}) == {"percent": 12.5}  # not whole: left to validation
     assert validate_params("percent_off", canonical_params("percent_off", {"percent": 12.5}))[0]["field"] == "params.percent"
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(promos=promos_st, amounts=st.lists(st.integers(0, 50_000), min_size=5, max_size=5), gross=st.booleans())
+def test_unit_prices_are_one_unit_quotes(promos, amounts, gross):
+    """A product page's price is what a quote of that one unit (no coupon) charges before tax
+    is added in a net channel: the list price and every promotion a basket of one unit gets."""
+    ctx = GROSS if gross else NET
+    lists = [PriceList("retail", "EUR", channels=("web-de", "b2b-de"))]
+    prices = [Price("retail", s, a) for s, a in zip(SKUS, amounts)]
+    got = unit_prices(ctx, CATS, lists, prices, promos)
+    for s in SKUS:
+        q = quote(ctx, [LineIn(s, 1)], {s: SkuFacts(s, "standard", CATS[s])}, lists, prices, promos, {"standard": 1900})
+        ln = q.lines[0]
+        assert got[s] == UnitPrice(ln.subtotal - ln.discount_total, ln.unit_price, "retail"), (s, q.promotions)
+    assert unit_prices(ctx, {"NOPRICE": None}, lists, prices, promos) == {}

@@ -1,8 +1,10 @@
-"""The demo prices: idempotent, and the demo basket prices as the README says."""
+"""The demo prices: idempotent, the demo basket prices as the README says, and the sale list
+wins for the hoodies though the channels name only retail-eur."""
 from app.catalog.seed import seed_demo as seed_catalog
 from app.core.db import unit_of_work
 from app.pricing.seed import seed_demo as seed_pricing
 from app.seed import _name_price_lists, seed_locations_and_channels
+from tests.conftest import auth, make_key
 
 
 async def test_seed_demo_prices(client, admin):
@@ -28,3 +30,15 @@ async def test_seed_demo_prices(client, admin):
     assert {x["sku"]: x["unit_price"] for x in member["lines"]}["COFFEE-ESP-1KG"] == 1699
     coupon = (await client.post("/v1/pricing/quote", json={**body, "coupon_codes": ["willkommen10"]}, headers=admin)).json()
     assert "willkommen10" in {p["code"] for p in coupon["promotions"]}
+    # the sale list names the demo channels with a higher priority: it wins where it has a price
+    hoodie = {"channel": "web-de", "lines": [{"sku": "HOOD-GRY-M", "quantity": 1}, {"sku": "TS-BLK-M", "quantity": 1}]}
+    q = (await client.post("/v1/pricing/quote", json=hoodie, headers=admin)).json()
+    assert [(x["unit_price"], x["price_list"]) for x in q["lines"]] == [(4999, "sale-eur"), (1999, "retail-eur")]
+    ranked = (await client.get("/v1/price-lists", params={"channel": "web-de"}, headers=admin)).json()["data"]
+    assert [x["code"] for x in ranked] == ["loyalty-eur", "sale-eur", "retail-eur"]
+    # and a shopper sees it on the product page, the same number
+    shop = auth(await make_key("storefront", channel="web-de"))
+    page = (await client.get("/v1/products/merino-hoodie", headers=shop)).json()
+    assert {v["price"]["amount"] for v in page["variants"]} == {4999}
+    tee = (await client.get("/v1/variants/TS-BLK-M", headers=shop)).json()
+    assert (tee["price"], tee["compare_at_price"]) == ({"amount": 1999, "currency": "EUR"}, None)

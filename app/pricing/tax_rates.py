@@ -1,0 +1,66 @@
+"""Tax rates: one rate per (country, tax class), in basis points."""
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core.concurrency import check_version
+from app.core.errors import ApiError
+from app.core.ids import new_id
+from app.core.pagination import PageParams, apply_page, page_result
+from app.core.responses import rfc3339
+from app.pricing.models import TaxRate
+from app.pricing.schemas import TaxRateCreate, TaxRateUpdate
+
+
+def render_tax_rate(t: Any) -> dict:
+    return {"id": t.id, "object": "tax_rate", "country": t.country, "tax_class": t.tax_class, "rate_bp": t.rate_bp,
+            "version": t.version, "created_at": rfc3339(t.created_at), "updated_at": rfc3339(t.updated_at)}
+
+
+async def put_tax_rate(session: AsyncSession, data: TaxRateCreate) -> tuple[dict, bool]:
+    """Set the rate of (country, tax_class): created (True) or changed in place (False). A
+    (country, tax_class) has one rate, so setting it twice is not a conflict."""
+    async def existing() -> TaxRate | None:
+        return (await session.execute(select(TaxRate).where(
+            TaxRate.country == data.country, TaxRate.tax_class == data.tax_class).with_for_update())).scalars().first()
+
+    for _ in range(2):
+        t = await existing()
+        if t is not None:
+            if t.rate_bp != data.rate_bp:
+                t.rate_bp, t.version, t.updated_at = data.rate_bp, t.version + 1, clock.now()
+            await session.flush()
+            return render_tax_rate(t), False
+        t = TaxRate(id=new_id("tax"), country=data.country, tax_class=data.tax_class, rate_bp=data.rate_bp)
+        try:
+            async with session.begin_nested():
+                session.add(t)
+            return render_tax_rate(t), True
+        except IntegrityError:  # created concurrently: update that one
+            session.expunge(t)
+    raise ApiError(409, "conflict", "The tax rate changed concurrently; retry.")
+
+
+async def update_tax_rate(session: AsyncSession, request: Request, ref: str, data: TaxRateUpdate) -> dict:
+    t = (await session.execute(select(TaxRate).where(TaxRate.id == ref).with_for_update())).scalars().first()
+    if t is None:
+        raise ApiError(404, "not_found", f"Tax rate {ref!r} was not found.")
+    check_version(request, t.version, data.version)
+    if t.rate_bp != data.rate_bp:
+        t.rate_bp = data.rate_bp
+        t.version += 1
+        t.updated_at = clock.now()
+    await session.flush()
+    return render_tax_rate(t)
+
+
+async def list_tax_rates(session: AsyncSession, page: PageParams, country: str | None = None) -> dict:
+    stmt = select(TaxRate)
+    if country:
+        stmt = stmt.where(TaxRate.country == country)
+    rows = (await session.execute(apply_page(stmt, TaxRate.id, page))).scalars().all()
+    return page_result(list(rows), page, render_tax_rate)

@@ -196,6 +196,8 @@ COLUMNS: dict[str, list[str]] = {
     "return_lines.quantity": ["ReturnLineIn.quantity"], "return_lines.refund_amount": [], "return_lines.tax_amount": [],
     "catalog_imports.rows_total": [], "catalog_imports.rows_done": [], "catalog_imports.chunks_done": [],
     "catalog_imports.attempts": [],
+    "events.tx": [], "webhook_deliveries.attempts": [], "webhook_deliveries.max_attempts": [],
+    "webhook_deliveries.last_status_code": [], "webhook_deliveries.last_latency_ms": [],
 }
 VERSIONED = ("ChannelUpdate", "LocationUpdate", "ProductUpdate", "VariantCreate", "VariantUpdate", "PriceListUpdate",
              "TaxRateUpdate", "PromotionUpdate", "CartUpdate", "CustomerUpdate")

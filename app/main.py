@@ -11,6 +11,7 @@ from app.core.body import BodyMiddleware
 from app.core.cache import ResponseCacheMiddleware
 from app.core.db import dispose_engine
 from app.core.errors import install_error_handlers, problem_response
+from app.core.head import HeadMiddleware
 from app.core.idempotency import IdempotencyMiddleware
 from app.core.observability import RequestIdMetricsMiddleware
 from app.core.openapi import install_docs
@@ -120,15 +121,16 @@ def create_app() -> FastAPI:
         raise exc
 
     _include_routers(app)
-    # Order: the last added runs first. Request id and metrics; the request's database
-    # connection and transaction; who is calling (401 and 429 before any body is read); cached
-    # catalog answers; the body, bounded and checked; the idempotency record inside the
-    # request's transaction.
+    # Order: the last added runs first. Request id and metrics; HEAD run as GET (every layer
+    # below sees a GET); the request's database connection and transaction; who is calling (401
+    # and 429 before any body is read); cached catalog answers; the body, bounded and checked;
+    # the idempotency record inside the request's transaction.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyMiddleware)
     app.add_middleware(ResponseCacheMiddleware)
     app.add_middleware(AuthMiddleware)
     app.add_middleware(DatabaseMiddleware)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(RequestIdMetricsMiddleware)
     return app
 

@@ -5,8 +5,12 @@ read. A body over the limit (by Content-Length, or counted while a chunked body 
 answered `413 payload_too_large` at once. A JSON body that is not valid UTF-8 JSON, holds an
 integer the parser refuses (over 4,300 digits) or nests deeper than MAX_JSON_DEPTH answers
 `400 invalid_json` (the standard library's parser would otherwise raise deep inside the
-framework). The body read here is handed on unchanged and kept in `scope["state"]["body"]`
-for the idempotency layer.
+framework). A body that is not declared JSON — another Content-Type, or none (`curl -d`
+sends `application/x-www-form-urlencoded` unless told otherwise) — answers
+`415 unsupported_media_type` saying to send `Content-Type: application/json`, except on the
+paths that take other formats and check them themselves (the catalog import: NDJSON, CSV).
+An empty body needs no Content-Type. The body read here is handed on unchanged and kept in
+`scope["state"]["body"]` for the idempotency layer.
 """
 import json
 
@@ -19,6 +23,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_JSON_DEPTH = 32
 # Bulk endpoints that take large files: their own (larger) limit.
 BULK_PATHS = ("/v1/catalog/import",)
+# Endpoints whose body is not JSON: they check its media type themselves.
+OWN_MEDIA_TYPES = BULK_PATHS
 
 
 def _content_type(scope) -> bytes:
@@ -26,6 +32,12 @@ def _content_type(scope) -> bytes:
         if name == b"content-type":
             return value.split(b";", 1)[0].strip().lower()
     return b""
+
+
+def is_json(content_type: bytes) -> bool:
+    """application/json or a +json type (application/merge-patch+json…), parameters left off."""
+    return content_type == b"application/json" or (content_type.startswith(b"application/") and
+                                                     content_type.endswith(b"+json"))
 
 
 def _content_length(scope) -> int | None:
@@ -107,12 +119,14 @@ class BodyMiddleware:
         body = b"".join(chunks)
         scope["state"]["body"] = body
         ctype = _content_type(scope)
-        if ctype == b"application/json" or ctype.endswith(b"+json"):
+        if is_json(ctype):
             problem = json_problem(body)
             if problem is not None:
                 response = problem_response(400, "invalid_json", problem,
                                             [{"field": "body", "message": problem}])
                 return await response(scope, receive, send)
+        elif body and not scope["path"].startswith(OWN_MEDIA_TYPES):
+            return await unsupported_media_type(ctype, scope["method"])(scope, receive, send)
 
         sent = False
 
@@ -124,6 +138,25 @@ class BodyMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+ACCEPT_HEADERS = {"POST": "Accept-Post", "PATCH": "Accept-Patch"}
+
+
+def unsupported_media_type(ctype: bytes, method: str):
+    """415 for a body not declared JSON, saying what to send instead."""
+    given = ctype.decode("latin-1")
+    if not given:
+        why = "The request body has no Content-Type"
+    elif given == "application/x-www-form-urlencoded":
+        why = "The request body is sent as application/x-www-form-urlencoded (what `curl -d` sends by default)"
+    else:
+        why = f"The request body is sent as {given[:100]}"
+    message = "Send JSON with the header 'Content-Type: application/json'."
+    accept = ACCEPT_HEADERS.get(method)  # RFC 9110 §15.5.16: say which media types are accepted
+    return problem_response(415, "unsupported_media_type", f"{why}; this endpoint takes JSON. {message}",
+                            [{"field": "Content-Type", "message": message}],
+                            headers={accept: "application/json"} if accept else None)
 
 
 async def _too_large(limit: int, scope, receive, send):

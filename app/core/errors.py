@@ -168,25 +168,35 @@ def _validation_errors(exc: RequestValidationError) -> tuple[bool, list[dict[str
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
+def path_methods(scope) -> set[str]:
+    """Every method the app's routes serve at the request's path, HEAD wherever GET is served
+    (app.core.head answers it). Reads `scope["app"]` (set by the application before any
+    middleware runs); a mounted app (the docs' static files) contributes nothing."""
+    from fastapi.routing import iter_route_contexts
+
+    try:
+        from starlette._utils import get_route_path
+
+        path = get_route_path(scope)
+    except ImportError:  # pragma: no cover - an older Starlette
+        path = scope.get("path", "")
+    methods: set[str] = set()
+    for route in iter_route_contexts(getattr(scope.get("app"), "routes", ())):
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return methods
+
+
 def allowed_methods(request: Request) -> str | None:
     """Every method the request's path supports, for the Allow header of a 405.
 
     The router answers 405 from the first route whose path matches, so its Allow lists only
     that route's methods (GET for /v1/channels/{code}, which PATCH serves too); here every
     route of the app whose path pattern matches contributes its methods."""
-    from fastapi.routing import iter_route_contexts
-
-    try:
-        from starlette._utils import get_route_path
-
-        path = get_route_path(request.scope)
-    except ImportError:  # pragma: no cover - an older Starlette
-        path = request.scope.get("path", "")
-    methods: set[str] = set()
-    for route in iter_route_contexts(getattr(request.app, "routes", ())):
-        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
-        if regex is not None and route_methods and regex.match(path):
-            methods |= set(route_methods)
+    methods = path_methods(request.scope)
     if not methods:
         return None
     return ", ".join(sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m)))
@@ -219,8 +229,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if status == 404 and detail == "Not Found":
             detail = "No such endpoint or resource."
         headers = getattr(exc, "headers", None)
-        if status == 405:
-            allow = allowed_methods(_request)
+        if status == 405:  # Allow: every method of the path (a mounted app's own, e.g. the docs' files)
+            allow = allowed_methods(_request) or (headers or {}).get("Allow")
             if allow:
                 headers = {**(headers or {}), "Allow": allow}
                 if detail == TITLES[405]:

@@ -9,7 +9,8 @@ they are sorted by distance (great-circle, km; locations without coordinates las
 where the location offers pickup and has the SKU available. Bundles are derived from their
 components per location. Expired holds no longer count even before the worker releases them.
 Unknown SKUs (for storefront and marketplace keys: SKUs not visible in their channel) answer
-422 validation_error with one `errors[]` entry naming each, rather than a per-SKU "not found".
+422 unknown_sku with one `errors[]` entry (field `skus`) naming each, rather than a per-SKU
+"not found".
 """
 import math
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,8 +77,8 @@ async def view(session: AsyncSession, who: Principal, *, skus: list[str], channe
     stored = canonical(skus, facts)
     unknown = [s for s in skus if s not in stored]
     if unknown:
-        raise ApiError(422, "validation_error", f"Unknown SKU {unknown[0]!r}.",
-                       errors=[{"field": "skus", "message": f"Unknown SKU {s!r}."} for s in unknown])
+        errors = [{"field": "skus", "message": f"Unknown SKU {s!r}."} for s in unknown]
+        raise service.invalid_fields(errors, errors)
     skus = list(dict.fromkeys(stored[s] for s in skus))  # any spelling in, the stored one out
     comp = {c for s in skus for c, _ in facts[s].components} - set(facts)
     if comp:

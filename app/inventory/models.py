@@ -44,7 +44,10 @@ class Reservation(SQLModel, table=True):
     """A hold on stock (click & reserve, cart holds) until `expires_at`."""
 
     __tablename__ = "reservations"
-    __table_args__ = (Index("ix_reservations_due", "status", "expires_at"),)
+    __table_args__ = (Index("ix_reservations_due", "status", "expires_at"),
+                      Index("ix_reservations_location", "location_id", "id"),
+                      Index("ix_reservations_placed_from", "placed_from_location_id", "id"),
+                      Index("ix_reservations_channel", "channel", "id"))
 
     id: str = id_field()
     sku: str = Field(max_length=100)
@@ -54,6 +57,8 @@ class Reservation(SQLModel, table=True):
     expires_at: datetime = ts_field()
     reference: str | None = Field(default=None, max_length=200)
     channel: str | None = Field(default=None, max_length=100)
+    placed_by_key_id: str | None = Field(default=None, max_length=40)  # the API key that placed it
+    placed_from_location_id: str | None = Field(default=None, max_length=40)  # a POS key's store
     created_at: datetime = ts_field()
     updated_at: datetime = ts_field()
 

@@ -12,7 +12,8 @@ from app.core.responses import created, json_response
 from app.inventory import availability, reservations, stock, transfers
 from app.inventory import service as stock_service
 from app.inventory.schemas import (
-    AdjustmentIn, AdjustmentOut, AvailabilityOut, LevelsPut, LevelUpdateOut, ReceiveIn, ReservationIn, ReservationOut, TransferIn, TransferOut,
+    AdjustmentIn, AdjustmentOut, AvailabilityOut, LevelsPut, LevelUpdateOut, ReceiveIn, ReservationIn, ReservationOut,
+    ReservationPage, ReservationStatus, TransferIn, TransferOut,
 )
 
 router = APIRouter(tags=["inventory"])
@@ -179,12 +180,20 @@ PUBLIC_ROLES = ("storefront", "marketplace")  # keys in clients' hands: capped, 
 
 
 async def _reservation_scope(session: AsyncSession, who: Principal, body: ReservationIn) -> None:
-    """POS keys reserve at their store. Storefront and marketplace keys: at most
+    """POS keys hold at their own store, or at any other active store offering pickup (staff
+    check other stores and reserve there for the customer at the till; 404 for any other
+    location, as for an unknown one). Storefront and marketplace keys: at most
     RESERVATION_MAX_QUANTITY_PUBLIC units for RESERVATION_MAX_TTL_SECONDS_PUBLIC (422 naming the
     field), only at their channel's fulfillment locations — a channel naming none: every active
     location that ships or offers pickup — (404 otherwise, as for an unknown location)."""
     if who.role == "pos":
-        who.location_or_404(body.location)
+        if body.location in (who.location, who.location_id):
+            return
+        loc = (await stock_service.locations_by_code(session, [body.location])).get(body.location)
+        if loc is None or not (loc.active and loc.type == "store" and loc.can_pickup):
+            message = "Not a store this key can hold at (its own, or an active store offering pickup)."
+            raise ApiError(404, "not_found", f"Location {body.location!r} was not found among the stores that take holds.",
+                           errors=[{"field": "location", "message": message}])
         return
     if who.role not in PUBLIC_ROLES:
         return
@@ -208,29 +217,54 @@ async def _reservation_scope(session: AsyncSession, who: Principal, body: Reserv
         raise ApiError(404, "not_found", f"Location {body.location!r} was not found.")
 
 
+def _seen_by(who: Principal) -> dict[str, str | None]:
+    """Which holds a key sees and may release: storefront and marketplace keys their channel's,
+    POS keys those at their store and those their store placed elsewhere, admin all."""
+    if who.role in PUBLIC_ROLES:
+        return {"channel": who.channel}
+    if who.role == "pos":
+        return {"store_id": who.location_id}
+    return {}
+
+
 @router.post("/v1/reservations", status_code=201, response_model=ReservationOut, summary="Hold stock for a while (click & reserve, cart holds)")
 async def create_reservation(body: ReservationIn, session: Session, who: Principal = Depends(RESERVER)):
     await _reservation_scope(session, who, body)
     public = who.role in PUBLIC_ROLES
     r = await reservations.create(session, sku=body.sku, location=body.location, quantity=body.quantity,
                                   ttl_seconds=body.ttl_seconds, reference=body.reference, channel=who.channel,
-                                  visible_in=who.channel if public else None, figures=not public)
+                                  visible_in=who.channel if public else None, figures=not public,
+                                  placed_by_key_id=who.key_id,
+                                  placed_from_location_id=who.location_id if who.role == "pos" else None)
     return created(r)
 
 
-async def _visible_reservation(session: AsyncSession, who: Principal, rid: str) -> dict:
-    r = await reservations.get(session, rid)
-    if (who.role in PUBLIC_ROLES and r["channel"] != who.channel) or (who.role == "pos" and r["location"] != who.location):
-        raise ApiError(404, "not_found", f"Reservation {rid!r} was not found.")
-    return r
+@router.get("/v1/reservations", response_model=ReservationPage,
+            summary="List reservations by location, SKU, status and reference (in creation order)",
+            description="Storefront and marketplace keys see their channel's holds; POS keys the holds at their store "
+                        "and those placed from it at other stores; admin all. `status` is the status as answered: an "
+                        "active hold whose `expires_at` has passed lists as `expired`. An unknown `location` or `sku` "
+                        "gives an empty list.")
+async def list_reservations(
+    session: Session,
+    page: PageParams = Depends(page_params),
+    location: Annotated[str | None, Query(max_length=100, description="Where the stock is held (code or id)")] = None,
+    sku: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[ReservationStatus | None, Query()] = None,
+    reference: Annotated[str | None, Query(max_length=200)] = None,
+    who: Principal = Depends(RESERVER),
+):
+    return json_response(await reservations.list_reservations(session, page, location=location, sku=sku, status=status,
+                                                               reference=reference, **_seen_by(who)))
 
 
 @router.get("/v1/reservations/{rid}", response_model=ReservationOut, summary="Get a reservation")
 async def get_reservation(rid: str, session: Session, who: Principal = Depends(RESERVER)):
-    return json_response(await _visible_reservation(session, who, rid))
+    return json_response(await reservations.get(session, rid, **_seen_by(who)))
 
 
-@router.delete("/v1/reservations/{rid}", response_model=ReservationOut, summary="Release a reservation (200 with the reservation)")
+@router.delete("/v1/reservations/{rid}", response_model=ReservationOut,
+               summary="Release a reservation (200 with the reservation)",
+               description="POS keys release the holds at their store and those their store placed elsewhere.")
 async def release_reservation(rid: str, session: Session, who: Principal = Depends(RESERVER)):
-    await _visible_reservation(session, who, rid)
-    return json_response(await reservations.release(session, rid))
+    return json_response(await reservations.release(session, rid, **_seen_by(who)))

@@ -143,18 +143,34 @@ class TransferOut(Output):
     received_at: datetime | None
 
 
+ReservationStatus = Literal["active", "released", "expired", "committed"]
+
+
+class PlacedByOut(Output):
+    api_key: str | None = Field(description="Id of the API key that placed the hold (null for holds older than this field)")
+    location: str | None = Field(description="The store of the POS key that placed it (a hold placed for a customer at "
+                                             "that store's till, perhaps at another store); null for other keys")
+
+
 class ReservationOut(Output):
     id: str
     object: Literal["reservation"] = "reservation"
     sku: str
-    location: str
+    location: str = Field(description="Where the stock is held")
     quantity: int
-    status: Literal["active", "released", "expired", "committed"]
+    status: ReservationStatus = Field(description="`expired` as soon as `expires_at` has passed, even before the "
+                                                  "worker releases it")
     expires_at: datetime
     reference: str | None
     channel: str | None
+    placed_by: PlacedByOut
     created_at: datetime
     updated_at: datetime
+
+
+class ReservationPage(Output):
+    data: list[ReservationOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one")
 
 
 class LocationAvailabilityOut(Output):

@@ -130,6 +130,16 @@ async def locations_by_code(session: AsyncSession, codes: Iterable[str]) -> dict
     return out
 
 
+def invalid_fields(errors: list[dict[str, str]], unknown: list[dict[str, str]]) -> ApiError:
+    """422 naming every bad field (`errors`: `sku`, `lines[0].sku`, `levels[2].location`…). Its
+    code is `unknown_sku` when some of them (`unknown`, also in `errors`) name a SKU the catalog
+    does not know — the one code for an unknown SKU whatever the endpoint (pricing and checkout
+    answer it too) — else `validation_error`."""
+    if unknown:
+        return ApiError(422, "unknown_sku", unknown[0]["message"], errors=errors)
+    return ApiError(422, "validation_error", errors[0]["message"], errors=errors)
+
+
 def unknown_locations(codes: Sequence[str], found: dict[str, Loc], fields: str | Sequence[str]) -> None:
     """422 naming every code not in `found`: `fields` is a path with {i} (a list) or one field
     name per code (codes from named fields of one object)."""
@@ -159,7 +169,8 @@ def expand(lines: Iterable[tuple[str, str, int]], facts: dict[str, SkuInfo]) -> 
 
 async def _resolve(session: AsyncSession, lines: Sequence[Line], field: str = "lines[{i}]",
                    facts: dict[str, SkuInfo] | None = None) -> tuple[dict[tuple[str, str], int], dict[str, Loc], dict[str, SkuInfo]]:
-    """Validate SKUs and locations of `lines` and expand them. 422 naming what is unknown;
+    """Validate SKUs and locations of `lines` and expand them. 422 naming what is unknown
+    (`unknown_sku` when a SKU is, see invalid_fields);
     `field` is the path of line i ("" when the body is the one line: fields `sku`, `location`).
     SKUs may come in any spelling: the result speaks of the stored ones. `facts` (the caller's
     own lookup_skus answer, say one limited to a channel) replaces the lookup."""
@@ -167,18 +178,19 @@ async def _resolve(session: AsyncSession, lines: Sequence[Line], field: str = "l
         facts = await lookup_skus(session, {s for s, _, _ in lines})
     stored = canonical({s for s, _, _ in lines}, facts)
     locs = await locations_by_code(session, {loc for _, loc, _ in lines})
-    errors = []
+    errors, unknown = [], []
     for i, (sku, loc, qty) in enumerate(lines):
         prefix = field.format(i=i)
         path = (prefix + ".") if prefix else ""
         if sku not in stored:
-            errors.append({"field": path + "sku", "message": f"Unknown SKU {sku!r}."})
+            unknown.append({"field": path + "sku", "message": f"Unknown SKU {sku!r}."})
+            errors.append(unknown[-1])
         if loc not in locs:
             errors.append({"field": path + "location", "message": f"Unknown location {loc!r}."})
         if qty <= 0:
             errors.append({"field": path + "quantity", "message": "Must be at least 1."})
     if errors:
-        raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
+        raise invalid_fields(errors, unknown)
     # components of bundles need their facts too (track_inventory)
     comps = {c for i in facts.values() for c, _ in i.components} - set(facts)
     if comps:

@@ -26,21 +26,22 @@ async def _location(session: AsyncSession, ref: str, field: str = "location") ->
 
 
 async def _stocked_skus(session: AsyncSession, items: list[tuple[str, str]]) -> dict[str, str]:
-    """items: (field path, sku): known, not a bundle, tracked — else 422 naming each. Returns
-    {given spelling: stored spelling}."""
+    """items: (field path, sku): known, not a bundle, tracked — else 422 naming each (code
+    unknown_sku when one is unknown). Returns {given spelling: stored spelling}."""
     facts = await lookup_skus(session, {s for _, s in items})
     stored = canonical({s for _, s in items}, facts)
-    errors = []
+    errors, unknown = [], []
     for f, s in items:
         info = facts.get(stored.get(s, s))
         if info is None:
-            errors.append({"field": f, "message": f"Unknown SKU {s!r}."})
+            unknown.append({"field": f, "message": f"Unknown SKU {s!r}."})
+            errors.append(unknown[-1])
         elif info.is_bundle:
             errors.append({"field": f, "message": f"{s!r} is a bundle: its stock is its components'."})
         elif not info.track_inventory:
             errors.append({"field": f, "message": f"{s!r} is not stocked (track_inventory is false)."})
     if errors:
-        raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
+        raise service.invalid_fields(errors, unknown)
     return stored
 
 

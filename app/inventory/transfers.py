@@ -60,11 +60,12 @@ async def create(session: AsyncSession, *, from_: str, to: str, lines: list[tupl
     facts = await lookup_skus(session, {s for s, _ in lines})
     stored = canonical({s for s, _ in lines}, facts)  # any spelling in, the stored one kept
     lines = [(stored.get(s, s), q) for s, q in lines]
-    errors, seen = [], set()
+    errors, unknown, seen = [], [], set()
     for i, (sku, _) in enumerate(lines):
         info = facts.get(sku)
         if info is None:
-            errors.append({"field": f"lines[{i}].sku", "message": f"Unknown SKU {sku!r}."})
+            unknown.append({"field": f"lines[{i}].sku", "message": f"Unknown SKU {sku!r}."})
+            errors.append(unknown[-1])
         elif info.is_bundle:
             errors.append({"field": f"lines[{i}].sku", "message": f"{sku!r} is a bundle; transfer its components."})
         elif not info.track_inventory:
@@ -73,7 +74,7 @@ async def create(session: AsyncSession, *, from_: str, to: str, lines: list[tupl
             errors.append({"field": f"lines[{i}].sku", "message": f"{sku!r} is listed twice."})
         seen.add(sku)
     if errors:
-        raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
+        raise service.invalid_fields(errors, unknown)
     t = Transfer(id=new_id("trf"), from_location_id=src.id, to_location_id=dst.id, status="requested",
                  lines=[{"sku": s, "quantity": q, "received": 0} for s, q in lines], reference=reference, note=note)
     session.add(t)

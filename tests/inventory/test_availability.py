@@ -49,16 +49,19 @@ async def test_near_me_sorted_and_within_radius(client, admin, world):
                          headers=admin)
     assert [x["location"] for x in r.json()["data"][0]["locations"]] == [w.hh]
     assert r.json()["data"][0]["available_to_sell"] == 9  # the channel-wide figure does not depend on the radius
-    for params in ({"skus": ""}, {"skus": "NO-SUCH"}, {"skus": w.c, "near": "x"}, {"skus": w.c, "near": "91,0"},
+    for params in ({"skus": ""}, {"skus": w.c, "near": "x"}, {"skus": w.c, "near": "91,0"},
                    {"skus": w.c, "radius_km": 5}, {"skus": w.c, "location": "nowhere"},
                    {"skus": ",".join(f"S{i}" for i in range(101))}, {"skus": w.c, "channel": "no-such-channel"}):
         assert_problem(await client.get("/v1/availability", params=params, headers=admin), 422, "validation_error")
+    body = assert_problem(await client.get("/v1/availability", params={"skus": f"{w.c},NO-SUCH"}, headers=admin),
+                          422, "unknown_sku")
+    assert body["errors"] == [{"field": "skus", "message": "Unknown SKU 'NO-SUCH'."}]
     other = (await create_channel(client, admin, "web"))["code"]
     shop = auth(await make_key("storefront", channel=w.web))
     assert_problem(await client.get("/v1/availability", params={"skus": w.c, "channel": other}, headers=shop), 404, "not_found")
     hidden = sku("HID")
     await create_product(client, admin, channels=[other], variants=[{"sku": hidden}])
-    assert_problem(await client.get("/v1/availability", params={"skus": hidden}, headers=shop), 422, "validation_error")
+    assert_problem(await client.get("/v1/availability", params={"skus": hidden}, headers=shop), 422, "unknown_sku")
 
 
 async def test_many_skus_many_locations_in_constant_statements(client, admin):

@@ -33,11 +33,11 @@ def res(sku_, location, quantity=1, ttl_seconds=60, **kw) -> dict:
 async def test_only_skus_active_and_visible_in_the_channel(client, admin, world):
     w = world
     unknown = assert_problem(await client.post("/v1/reservations", json=res("NO-SUCH-SKU", w.hh), headers=w.shop),
-                             422, "validation_error")
+                             422, "unknown_sku")
     assert unknown["errors"] == [{"field": "sku", "message": "Unknown SKU 'NO-SUCH-SKU'."}]
     for hidden in (w.draft, w.archived, w.foreign):
         body = assert_problem(await client.post("/v1/reservations", json=res(hidden, w.hh), headers=w.shop),
-                              422, "validation_error")
+                              422, "unknown_sku")
         # word for word the answer about a SKU that does not exist: nothing tells that it does
         assert body["errors"] == [{"field": "sku", "message": f"Unknown SKU {hidden!r}."}]
         assert {k: v for k, v in body.items() if k != "detail"} == \
@@ -66,7 +66,7 @@ async def test_marketplace_keys_reserve_in_their_channel_too(client, admin, worl
     assert (await client.get(f"/v1/reservations/{r.json()['id']}", headers=seller)).status_code == 200
     assert_problem(await client.get(f"/v1/reservations/{r.json()['id']}", headers=w.shop), 404, "not_found")
     # the web channel's products are not the marketplace's
-    body = assert_problem(await client.post("/v1/reservations", json=res(w.a, w.hh), headers=seller), 422, "validation_error")
+    body = assert_problem(await client.post("/v1/reservations", json=res(w.a, w.hh), headers=seller), 422, "unknown_sku")
     assert [e["field"] for e in body["errors"]] == ["sku"]
     # nor are the web channel's other locations
     assert_problem(await client.post("/v1/reservations", json=res(listed, w.be), headers=seller), 404, "not_found")

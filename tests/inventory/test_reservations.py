@@ -91,7 +91,7 @@ async def test_bad_reservations(client, admin, world):
         ({"sku": w.a, "location": w.hh, "quantity": 3, "ttl_seconds": 60}, 409, "insufficient_stock"),
         ({"sku": w.a, "location": w.hh, "quantity": 0, "ttl_seconds": 60}, 422, "validation_error"),
         ({"sku": w.a, "location": w.hh, "quantity": 1, "ttl_seconds": 0}, 422, "validation_error"),
-        ({"sku": "NO-SUCH", "location": w.hh, "quantity": 1, "ttl_seconds": 60}, 422, "validation_error"),
+        ({"sku": "NO-SUCH", "location": w.hh, "quantity": 1, "ttl_seconds": 60}, 422, "unknown_sku"),
         ({"sku": w.a, "location": "nowhere", "quantity": 1, "ttl_seconds": 60}, 422, "validation_error"),
     ]
     for body, status, code in cases:
@@ -109,8 +109,9 @@ async def test_bad_reservations(client, admin, world):
     stranger = auth(await make_key("storefront", channel=other))
     assert_problem(await client.get(f"/v1/reservations/{rid}", headers=stranger), 404, "not_found")
     assert_problem(await client.delete(f"/v1/reservations/{rid}", headers=stranger), 404, "not_found")
+    # a POS key holds at its own store or another store (tests/inventory/test_pos_holds.py), never at a warehouse
     pos_be = auth(await make_key("pos", channel=w.pos, location=w.be))
-    r = await client.post("/v1/reservations", headers=pos_be, json={"sku": w.a, "location": w.hh, "quantity": 1, "ttl_seconds": 60})
+    r = await client.post("/v1/reservations", headers=pos_be, json={"sku": w.a, "location": w.wh, "quantity": 1, "ttl_seconds": 60})
     assert_problem(r, 404, "not_found")
 
 

@@ -46,7 +46,7 @@ async def test_bad_adjustments_change_nothing(client, admin, world):
         ({"location": w.hh, "sku": w.a, "delta": 0, "reason": "count"}, 422, "validation_error"),
         ({"location": w.hh, "sku": w.a, "set": -1, "reason": "count"}, 422, "validation_error"),
         ({"location": w.hh, "sku": w.a, "delta": 1, "reason": "gift"}, 422, "validation_error"),
-        ({"location": w.hh, "sku": "NO-SUCH", "delta": 1, "reason": "receipt"}, 422, "validation_error"),
+        ({"location": w.hh, "sku": "NO-SUCH", "delta": 1, "reason": "receipt"}, 422, "unknown_sku"),
         ({"location": "nowhere", "sku": w.a, "delta": 1, "reason": "receipt"}, 422, "validation_error"),
         ({"location": w.hh, "sku": w.box, "delta": 1, "reason": "receipt"}, 422, "validation_error"),
         ({"location": w.hh, "sku": w.free, "delta": 1, "reason": "receipt"}, 422, "validation_error"),
@@ -67,7 +67,7 @@ async def test_put_levels_is_all_or_nothing(client, admin, world):
     assert [(x["sku"], x["on_hand"], x["available"], x["change"]) for x in r.json()["data"]] == [(w.a, 10, 9, 10), (w.b, 4, 4, 4)]
     r = await client.put("/v1/inventory/levels", headers=admin, json={"location": w.be, "levels": [
         {"sku": w.a, "on_hand": 8}, {"sku": "NO-SUCH", "on_hand": 1}]})
-    assert assert_problem(r, 422, "validation_error")["errors"][0]["field"] == "levels[1].sku"
+    assert assert_problem(r, 422, "unknown_sku")["errors"] == [{"field": "levels[1].sku", "message": "Unknown SKU 'NO-SUCH'."}]
     r = await client.put("/v1/inventory/levels", headers=admin, json={"location": w.be, "levels": [
         {"sku": w.a, "on_hand": 8}, {"sku": w.a, "on_hand": 1}]})
     assert_problem(r, 422, "validation_error")

@@ -1,11 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.principal import ADMIN, ANY_ROLE, Principal
-from app.channels import service
+from app.auth.principal import ADMIN, ANY_ROLE, Principal, require
+from app.channels import listings, service
 from app.channels.models import Channel
 from app.channels.schemas import ChannelCreate, ChannelOut, ChannelUpdate
 from app.core import cache
@@ -61,3 +61,28 @@ async def get_channel(ref: str, session: Session, who: Principal = Depends(ANY_R
 async def update_channel(ref: str, body: ChannelUpdate, request: Request, session: Session, _: Principal = Depends(ADMIN)):
     ch = await service.update_channel(session, request, ref, body)
     return json_response(render(ch), version=ch.version)
+
+
+LISTING_READERS = require("marketplace", "storefront")  # + admin
+
+
+@router.get("/{ref}/listings", response_model=listings.ListingPage,
+            summary="Listing feed: the channel's sellable variants, priced and stocked, incremental",
+            description=listings.CONTRACT)
+async def list_listings(
+    ref: str,
+    session: Session,
+    updated_since: Annotated[str | None, Query(max_length=40, description=(
+        "RFC 3339: only listings changed at or after it (use the `as_of` of your last complete walk)"))] = None,
+    cursor: Annotated[str | None, Query(max_length=400, pattern=r"^[A-Za-z0-9_-]+$", description=(
+        "`next_cursor` of the previous page (it carries the walk's updated_since and as_of)"))] = None,
+    limit: Annotated[int, Query(ge=1, le=listings.MAX_LIMIT, description=(
+        f"Page size (default {listings.DEFAULT_LIMIT}, max {listings.MAX_LIMIT}: a bulk feed)"))] = listings.DEFAULT_LIMIT,
+    who: Principal = Depends(LISTING_READERS),
+):
+    from app.catalog.router import _timestamp  # the API's one RFC 3339 reading
+
+    who.channel_or_404(ref)
+    since = _timestamp("updated_since", updated_since)
+    channel = await listings.channel_for(session, ref)
+    return json_response(await listings.listings(session, channel, updated_since=since, cursor=cursor, limit=limit))

@@ -233,6 +233,19 @@ def group_fulfillments(rows: Iterable[Any]) -> dict[str, list[tuple[Any, list[di
     return out
 
 
+async def order_row(session: AsyncSession, ref: str, who: Principal | None) -> Any:
+    """The orders row by id or number within `who`'s scope (404 outside it), for routes that need
+    the order's columns, not its rendering (payments). One statement."""
+    stmt = select(O).where(or_(O.c.id == ref, O.c.number == ref))
+    scope = order_visible(who)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        raise ApiError(404, "not_found", f"Order {ref!r} was not found.")
+    return row
+
+
 async def load_order(session: AsyncSession, ref: str, who: Principal | None) -> dict:
     """The order by id or number, rendered for `who`; 404 when it does not exist or lies
     outside `who`'s scope. Three statements."""

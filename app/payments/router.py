@@ -32,25 +32,12 @@ async def stripe_webhook(request: Request, session: Session):
     return json_response(result)
 
 
-async def _order(session: AsyncSession, ref: str, who: Principal):
-    from sqlalchemy import or_, select
-
-    stmt = select(views.O).where(or_(views.O.c.id == ref, views.O.c.number == ref))
-    scope = views.order_visible(who)
-    if scope is not None:
-        stmt = stmt.where(scope)
-    row = (await session.execute(stmt)).first()
-    if row is None:
-        raise ApiError(404, "not_found", f"Order {ref!r} was not found.")
-    return row
-
-
 @router.post("/v1/orders/{ref}/payment-session", summary="The PaymentIntent's client_secret again",
              description="For an order waiting for its Stripe payment (`pending_payment`): the `client_secret` to "
                          "confirm it with Stripe.js, e.g. after a checkout answer was lost (a replayed checkout "
                          "never shows the secret). `409` when the order does not wait for a Stripe payment.")
 async def payment_session(ref: OrderRef, request: Request, session: Session, who: Principal = Depends(ORDER_READERS)):
-    order = await _order(session, ref, who)
+    order = await views.order_row(session, ref, who)
     secret = await service.client_secret(order)
     mark_secret(request, "client_secret")
     return json_response({"order": order.id, "payment_reference": order.payment_reference, "client_secret": secret})
@@ -59,7 +46,7 @@ async def payment_session(ref: OrderRef, request: Request, session: Session, who
 @router.get("/v1/orders/{ref}/payments", summary="An order's payment operations",
             description="Captures, voids and refunds with their provider, amount, status and reference.")
 async def order_payments(ref: OrderRef, session: Session, who: Principal = Depends(ORDER_READERS)):
-    order = await _order(session, ref, who)
+    order = await views.order_row(session, ref, who)
     return json_response({"data": await service.operations(session, order.id), "next_cursor": None})
 
 

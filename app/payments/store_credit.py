@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select
 from app.core import clock
 from app.core.errors import ApiError
 from app.core.ids import new_id
+from app.core.responses import rfc3339
 from app.customers.models import Customer
 from app.payments.models import StoreCreditEntry
 
@@ -56,6 +57,5 @@ async def add(session, customer_id: str, currency: str, amount: int, *, order_id
 
 
 def render_entry(r: Any) -> dict:
-    from app.core.responses import rfc3339
     return {"id": r.id, "amount": {"amount": r.amount, "currency": r.currency}, "order": r.order_id,
             "return": r.return_id, "note": r.note, "created_at": rfc3339(r.created_at)}

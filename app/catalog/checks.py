@@ -1,10 +1,11 @@
-"""What catalog writes check before they write: unique handles, SKUs and GTINs (in any
-spelling, in the request and in the database), known channels, bundle rules, components.
-Each problem is a 409 or 422 naming every offending field path."""
+"""What catalog writes check before they write: valid GTINs, unique handles, SKUs and GTINs (in
+any spelling, in the request and in the database), known channels, bundle rules, components.
+Each problem is a 409 or 422 naming every offending field path: `invalid_gtin` for a GTIN that is
+not one, `unknown_sku` for a component the catalog does not have (like every unknown SKU)."""
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.codes import gtin_forms, like_prefix
+from app.catalog.codes import gtin_forms, gtin_problem, like_prefix
 from app.catalog.lookups import existing_channels, sku_key, sku_lower
 from app.catalog.schemas import VariantIn
 from app.catalog.tables import P, V
@@ -19,6 +20,15 @@ def conflict(code: str, what: str, items: list[tuple[str, str]]) -> ApiError:
         409, code, f"{what} {value!r} is already in use ({field}).",
         errors=[{"field": f, "message": f"{what} {v!r} is already in use.", "value": v} for f, v in items],
     )
+
+
+def check_gtins(items: list[tuple[str, str]]) -> None:
+    """items: (field path, gtin) -> 422 invalid_gtin naming every one that is not a GTIN-8/12/13/14
+    (only digits, one of those lengths, the right check digit)."""
+    errors = [{"field": f, "message": problem} for f, g in items if (problem := gtin_problem(g))]
+    if errors:
+        first = next(g for f, g in items if f == errors[0]["field"])
+        raise ApiError(422, "invalid_gtin", f"{first!r} is not a valid GTIN: {errors[0]['message']}", errors=errors)
 
 
 async def check_channels(session: AsyncSession, codes: list[str], field: str = "channels") -> None:
@@ -114,16 +124,19 @@ async def resolve_components(session: AsyncSession, comps: list, field: str, own
     if seen:
         rows = await session.execute(select(V.c.id, V.c.sku, V.c.is_bundle).where(where_in(session, sku_lower(), sorted(seen))))
         found = {sku_key(r.sku): r for r in rows.all()}
+    unknown = []
     for j, c in enumerate(comps):
         if sku_key(c.sku) == own:
             continue
         r = found.get(sku_key(c.sku))
         if r is None:
-            errors.append({"field": f"{field}[{j}].sku", "message": f"Unknown SKU {c.sku!r}."})
+            unknown.append({"field": f"{field}[{j}].sku", "message": f"Unknown SKU {c.sku!r}."})
         elif r.is_bundle:
             errors.append({"field": f"{field}[{j}].sku", "message": f"{c.sku!r} is a bundle; bundles cannot contain bundles."})
     if errors:
         raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
+    if unknown:
+        raise ApiError(422, "unknown_sku", unknown[0]["message"], errors=unknown)
     return [{"component_variant_id": found[sku_key(c.sku)].id, "component_sku": found[sku_key(c.sku)].sku,
              "quantity": c.quantity} for c in comps]
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from app.catalog.schemas import (
-    AttributesText, CategoryText, ChannelCodes, DescriptionText, Gtin, Handle, OptionsText, QuantityText, Sku, Status,
+    AttributesText, CategoryText, ChannelCodes, DescriptionText, GtinText, Handle, OptionsText, QuantityText, Sku, Status,
     TaxClass, TitleText,
 )
 from app.catalog.service import sku_key
@@ -108,7 +108,7 @@ class ImportRow(BaseModel):
     channels: Annotated[ChannelCodes, BeforeValidator(_split_pipes)] | None = None
     product_attributes: AttributesText | None = None
     title: TitleText | None = None
-    gtin: Gtin | None = None
+    gtin: GtinText | None = None
     options: OptionsText | None = None
     attributes: AttributesText | None = None
     weight_grams: LaxNonNegInt | None = None

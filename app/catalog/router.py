@@ -9,9 +9,10 @@ from app.auth.principal import ADMIN, Principal, require
 from app.catalog import import_jobs, importer, service
 from app.catalog.import_formats import content_kind
 from app.catalog.import_rows import ImportOptions
+from app.catalog.checks import check_gtins
 from app.catalog.codes import text_problem
 from app.catalog.schemas import (
-    CategoryList, ProductCreate, ProductList, ProductOut, ProductType, ProductUpdate, Status,
+    CategoryList, ProductArchivedOut, ProductCreate, ProductList, ProductOut, ProductType, ProductUpdate, Status,
     VariantCreate, VariantDetailOut, VariantUpdate,
 )
 from app.core import cache
@@ -139,6 +140,23 @@ async def update_product(ref: str, body: ProductUpdate, request: Request, sessio
     return json_response(product, version=product["version"])
 
 
+@router.delete("/v1/products/{ref}", status_code=204, response_model=None,
+               responses={200: {"model": ProductArchivedOut, "description": (
+                   "Other records refer to the product (orders, carts, stock, prices, promotions, bundles): it was "
+                   "archived instead of deleted (`deleted: false`, `referenced_by`).")}},
+               summary="Delete a product, or archive it when other records refer to it (If-Match supported)",
+               description="204: nothing referred to its SKUs, it is gone (product, variants, channel visibility). "
+                           "200: it is referenced, so it was archived (`status: archived`, no longer sold or shown to "
+                           "channel keys; history keeps it): the answer is the product with `deleted: false` and "
+                           "`referenced_by` ({what: [sku…]}). Deleting an archived, referenced product again changes "
+                           "nothing.")
+async def delete_product(ref: str, request: Request, session: Session, _: Principal = Depends(ADMIN)):
+    archived = await service.delete_product(session, request, _text("ref", ref))
+    if archived is None:
+        return Response(status_code=204)
+    return json_response(archived, version=archived["version"])
+
+
 @router.post("/v1/products/{ref}/variants", status_code=201, response_model=VariantDetailOut,
              summary="Add a variant to a standard product (If-Match: the product's version)")
 async def add_variant(ref: str, body: VariantCreate, request: Request, session: Session, _: Principal = Depends(ADMIN)):
@@ -152,13 +170,15 @@ async def list_categories(session: Session, who: Principal = Depends(READER)):
 
 
 @router.get("/v1/variants", response_model=VariantDetailOut, summary="Barcode / SKU lookup: one variant (POS scan)",
-            description="Give exactly one of `sku` and `gtin` (neither or both: 422 validation_error).")
+            description="Give exactly one of `sku` and `gtin` (neither or both: 422 validation_error). A `gtin` that is "
+                        "not a GTIN-8/12/13/14 (digits, length, check digit) is `422 invalid_gtin`; a valid one, or a "
+                        "SKU, that no visible variant has is `404 not_found`.")
 async def lookup_variant(
     request: Request,
     session: Session,
     sku: Annotated[str | None, Query(max_length=100, description="Exactly one of sku and gtin")] = None,
-    gtin: Annotated[str | None, Query(pattern=r"^[0-9]{1,14}$",
-                                      description="Exactly one of sku and gtin. GTIN-8/12/13/14; leading zeros may differ")] = None,
+    gtin: Annotated[str | None, Query(max_length=100, description=(
+        "Exactly one of sku and gtin. GTIN-8/12/13/14 with its check digit; leading zeros may differ"))] = None,
     channel: Annotated[str | None, PRICE_CHANNEL] = None,
     customer_group: Annotated[str | None, CUSTOMER_GROUP] = None,
     who: Principal = Depends(READER),
@@ -166,6 +186,8 @@ async def lookup_variant(
     if (sku is None) == (gtin is None):
         raise ApiError(422, "validation_error", "Give exactly one of sku or gtin.",
                        errors=[{"field": "sku", "message": "Give exactly one of sku or gtin."}])
+    if gtin is not None:
+        check_gtins([("gtin", gtin)])
     channel = _own_channel(who, channel)
     variant = await service.find_variant(session, who, sku=_text("sku", sku), gtin=gtin)
     await _priced(request, session, who, channel, customer_group, variant=variant)
@@ -190,7 +212,8 @@ async def update_variant(ref: str, body: VariantUpdate, request: Request, sessio
     return json_response(variant, version=variant["version"])
 
 
-@router.delete("/v1/variants/{ref:path}", status_code=204, summary="Delete a variant (not one used by a bundle)")
+@router.delete("/v1/variants/{ref:path}", status_code=204,
+               summary="Delete a variant (not one a bundle contains or other records refer to; not a product's last)")
 async def delete_variant(ref: str, request: Request, session: Session, _: Principal = Depends(ADMIN)):
     await service.delete_variant(session, request, _text("ref", ref))
     return Response(status_code=204)

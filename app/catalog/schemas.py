@@ -81,7 +81,12 @@ Handle = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=
 # "grocery/wine", "fashion/t-shirts": segments of letters, digits, space . & ' - _ separated by "/".
 CategoryText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\w[\w .&'\-]*(?:/\w[\w .&'\-]*)*$")]
 Category = Annotated[CategoryText, AfterValidator(_safe)]
-Gtin = Annotated[str, StringConstraints(min_length=1, max_length=14), AfterValidator(_gtin)]
+# The import checks a GTIN with the row (a per-row error); the API checks it after the body's shape,
+# answering `422 invalid_gtin` naming the field (app/catalog/checks.py `check_gtins`).
+GtinText = Annotated[str, StringConstraints(min_length=1, max_length=14), AfterValidator(_gtin)]
+Gtin = Annotated[str, StringConstraints(min_length=1, max_length=100), Field(
+    description="GTIN-8/12/13/14 (EAN/UPC barcode) with its check digit; unique in every spelling. Anything else: "
+                "422 invalid_gtin naming the field")]
 Sku = Code
 OptionKey = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 OptionValue = Annotated[str, StringConstraints(min_length=1, max_length=100), Field(coerce_numbers_to_str=True)]
@@ -227,6 +232,15 @@ class ProductOut(Output):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class ProductArchivedOut(ProductOut):
+    """DELETE of a product other records refer to: archived instead."""
+
+    deleted: Literal[False] = False
+    referenced_by: dict[str, list[str]] = Field(description=(
+        "What still refers to its SKUs: {\"orders\" | \"carts\" | \"stock\" | \"prices\" | \"promotions\" | "
+        "\"bundles\": [sku…]}"))
 
 
 class ProductList(BaseModel):

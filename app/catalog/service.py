@@ -11,6 +11,8 @@ The rules live in one module per idea; other domains and the routers import from
   stored one.
 * `app/catalog/writes.py`  create and update products and variants (checks in
   `app/catalog/checks.py`), each with its outbox event, in the caller's transaction.
+* `app/catalog/removal.py` delete products and variants; a product other records refer to
+  (orders, carts, stock, prices, promotions, bundles: app/core/references.py) is archived instead.
 * `app/catalog/tables.py`  the Core tables and the statements hot paths keep.
 """
 from app.catalog.checks import check_channels, conflict
@@ -22,15 +24,14 @@ from app.catalog.reads import (
     event_data, find_variant, get_product, list_categories, list_products, render_product, render_variant,
     render_variant_detail, visibility, visible_channels,
 )
+from app.catalog.removal import delete_product, delete_variant
 from app.catalog.tables import BC, CH, P, PC, PRODUCT_COLS, V, VARIANT_COLS
-from app.catalog.writes import (
-    add_variant, create_product, delete_variant, update_product, update_variant,
-)
+from app.catalog.writes import add_variant, create_product, update_product, update_variant
 
 __all__ = [
     "BC", "CH", "P", "PC", "PRODUCT_COLS", "V", "VARIANT_COLS", "SkuInfo", "add_variant", "canonical",
     "canonical_sku", "canonical_skus", "channel_variants", "check_channels", "conflict", "create_product",
-    "delete_variant", "event_data", "existing_channels", "find_variant", "get_product", "get_sku", "list_categories",
+    "delete_product", "delete_variant", "event_data", "existing_channels", "find_variant", "get_product", "get_sku", "list_categories",
     "list_products", "lookup_skus", "render_product", "render_variant", "render_variant_detail", "sku_key",
     "sku_lower", "update_product", "update_variant", "visibility", "visible_channels",
 ]

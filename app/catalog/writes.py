@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.checks import (
-    bundle_rules, check_channels, check_unique, conflict, default_variant_title, free_handle, rediagnose,
+    bundle_rules, check_channels, check_gtins, check_unique, conflict, default_variant_title, free_handle, rediagnose,
     resolve_components,
 )
 from app.catalog.codes import slugify
@@ -29,9 +29,10 @@ from app.events.service import emit
 
 async def create_product(session: AsyncSession, data: ProductCreate, *, _attempt: int = 0) -> dict:
     """Product + variants (+ bundle components, channels, event) in one transaction."""
-    bundle_rules(data.type, data.variants)
     skus = [(f"variants[{i}].sku", v.sku) for i, v in enumerate(data.variants)]
     gtins = [(f"variants[{i}].gtin", v.gtin) for i, v in enumerate(data.variants) if v.gtin]
+    check_gtins(gtins)
+    bundle_rules(data.type, data.variants)
 
     async def checks(handle: str | None):
         if handle is not None:
@@ -105,7 +106,7 @@ class _Row:
 
 # --------------------------------------------------------------------------- update
 
-async def _bump(session: AsyncSession, pid: str, values: dict | None = None) -> None:
+async def bump(session: AsyncSession, pid: str, values: dict | None = None) -> None:
     await session.execute(
         update(P).where(P.c.id == pid).values(version=P.c.version + 1, updated_at=clock.now(), **(values or {}))
     )
@@ -116,7 +117,7 @@ async def _render_one(session: AsyncSession, pid: str) -> dict:
     return await get_product(session, pid)
 
 
-async def _emit_updated(session: AsyncSession, pid: str) -> dict:
+async def emit_updated(session: AsyncSession, pid: str) -> dict:
     rendered = await _render_one(session, pid)
     await emit(session, "product.updated", event_data(rendered))
     return rendered
@@ -150,18 +151,18 @@ async def update_product(session: AsyncSession, request: Request, ref: str, data
         return await get_product(session, p.id)
     try:
         async with session.begin_nested():
-            await _bump(session, p.id, values)
+            await bump(session, p.id, values)
             if channels_changed:
                 await session.execute(delete(PC).where(PC.c.product_id == p.id))
                 if new_channels:
                     await session.execute(insert(PC), [{"product_id": p.id, "channel_code": c} for c in new_channels])
-            rendered = await _emit_updated(session, p.id)
+            rendered = await emit_updated(session, p.id)
     except IntegrityError:
         raise await rediagnose(session, handle_check) from None
     return rendered
 
 
-async def _variant_row(session: AsyncSession, ref: str, *, for_update: bool = False):
+async def variant_row(session: AsyncSession, ref: str, *, for_update: bool = False):
     """Variant by id or sku, with its product's id, type and version (product row locked)."""
     if len(ref) > 200:
         raise ApiError(404, "not_found", "Variant was not found.")
@@ -181,6 +182,8 @@ async def _variant_row(session: AsyncSession, ref: str, *, for_update: bool = Fa
 
 
 async def add_variant(session: AsyncSession, request: Request, ref: str, data: VariantCreate) -> dict:
+    if data.gtin:
+        check_gtins([("gtin", data.gtin)])
     p = await product_row(session, ref, for_update=True)
     check_version(request, p.version, data.version)
     if p.type == "bundle":
@@ -207,15 +210,17 @@ async def add_variant(session: AsyncSession, request: Request, ref: str, data: V
                 track_inventory=data.track_inventory, is_bundle=False, position=(position or 0) + 1,
                 created_at=now, updated_at=now,
             ))
-            await _bump(session, p.id)
-            await _emit_updated(session, p.id)
+            await bump(session, p.id)
+            await emit_updated(session, p.id)
     except IntegrityError:
         raise await rediagnose(session, checks) from None
     return await find_variant(session, None, ref=vid)
 
 
 async def update_variant(session: AsyncSession, request: Request, ref: str, data: VariantUpdate) -> dict:
-    v = await _variant_row(session, ref, for_update=True)
+    if data.gtin:
+        check_gtins([("gtin", data.gtin)])
+    v = await variant_row(session, ref, for_update=True)
     check_version(request, v.version, data.version)
     changes = data.model_dump(exclude_unset=True, exclude={"version"})
     nulls = [f for f in ("title", "options", "attributes", "track_inventory", "components")
@@ -253,35 +258,9 @@ async def update_variant(session: AsyncSession, request: Request, ref: str, data
             if comps_changed:
                 await session.execute(delete(BC).where(BC.c.bundle_variant_id == v.id))
                 await session.execute(insert(BC), [dict(c, bundle_variant_id=v.id) for c in comp_rows])
-            await _bump(session, v.product_id)
-            await _emit_updated(session, v.product_id)
+            await bump(session, v.product_id)
+            await emit_updated(session, v.product_id)
     except IntegrityError:
         raise await rediagnose(session, checks) from None
     return await find_variant(session, None, ref=v.id)
 
-
-async def delete_variant(session: AsyncSession, request: Request, ref: str) -> None:
-    v = await _variant_row(session, ref, for_update=True)
-    check_version(request, v.version)
-    bundles = list((await session.execute(
-        select(V.c.sku).join(BC, BC.c.bundle_variant_id == V.c.id).where(BC.c.component_variant_id == v.id)
-        .order_by(V.c.sku).limit(20)
-    )).scalars())
-    if bundles:
-        raise ApiError(409, "variant_in_bundle",
-                       f"Variant {v.sku!r} is a component of bundle(s) {', '.join(bundles)}; remove it from them first.",
-                       errors=[{"field": "sku", "message": f"Used by bundle {b!r}.", "value": b} for b in bundles])
-    others = (await session.execute(
-        select(func.count()).select_from(V).where(V.c.product_id == v.product_id, V.c.id != v.id))).scalar()
-    if not others:
-        raise ApiError(409, "last_variant",
-                       f"Variant {v.sku!r} is the only variant of its product; archive the product instead.",
-                       errors=[{"field": "sku", "message": "The only variant of its product."}])
-    try:
-        async with session.begin_nested():
-            await session.execute(delete(BC).where(BC.c.bundle_variant_id == v.id))
-            await session.execute(delete(V).where(V.c.id == v.id))
-            await _bump(session, v.product_id)
-            await _emit_updated(session, v.product_id)
-    except IntegrityError:
-        raise ApiError(409, "variant_in_use", f"Variant {v.sku!r} is referenced by other records; it cannot be deleted.") from None

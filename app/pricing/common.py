@@ -60,7 +60,7 @@ async def check_channels(session: AsyncSession, codes: list[str] | None, field: 
 
 
 async def check_skus(session: AsyncSession, items: list[tuple[str, str]], also: Iterable[str] = ()) -> dict[str, str]:
-    """items: (field path, sku); 422 naming every SKU the catalog does not know. Returns
+    """items: (field path, sku); 422 unknown_sku naming every SKU the catalog does not know. Returns
     {given spelling: stored spelling} for the known SKUs of `items` and `also` (not checked)."""
     wanted = {s for _, s in items} | set(also)
     if not wanted:
@@ -68,8 +68,19 @@ async def check_skus(session: AsyncSession, items: list[tuple[str, str]], also: 
     stored = canonical(wanted, await lookup_skus(session, wanted))
     errors = [{"field": f, "message": f"Unknown SKU {s!r}."} for f, s in items if s not in stored]
     if errors:
-        raise ApiError(422, "validation_error", errors[0]["message"], errors=errors)
+        raise ApiError(422, "unknown_sku", errors[0]["message"], errors=errors)
     return stored
+
+
+def ended_now(valid_from: datetime | None, valid_to: datetime | None, now: datetime) -> dict[str, datetime] | None:
+    """The validity changes that end a price list or promotion at `now` (`valid_to = now`; one not
+    yet started gets the empty window now..now, so it never runs), or None when it has ended already."""
+    valid_from, valid_to = utc(valid_from), utc(valid_to)
+    if valid_to is not None and valid_to <= now:
+        return None
+    if valid_from is not None and valid_from > now:
+        return {"valid_from": now, "valid_to": now}
+    return {"valid_to": now}
 
 
 async def by_ref(session: AsyncSession, model, what: str, ref: str, for_update: bool):

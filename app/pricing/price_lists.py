@@ -8,6 +8,13 @@ A list that names a channel takes part in its resolution without the channel nam
 `engine.rank_lists`); when the channel names other lists that still rank ahead of it there
 (their priority is not below its own), creating or changing it answers with a `warnings`
 entry saying so and how to let it win.
+
+Ending and deleting: `POST /v1/price-lists/{code}/end` sets `valid_to` to now (the list stops
+pricing at once and stays for the record; PATCH `valid_to` schedules an end). `DELETE` removes
+the list and its prices; a list that channels name in their `price_lists` is `409
+price_list_in_use` naming them (the channel's order is the shop's to change: PATCH the channel
+first, or end the list). Orders keep their prices, so a list no order depends on is never in use
+by history. Both emit `price_list.updated` (`change`: `ended` / `deleted`).
 """
 from typing import Any
 
@@ -29,7 +36,7 @@ from app.auth.principal import Principal
 from app.channels.service import channel_row
 from app.pricing import engine
 from app.pricing.common import (
-    CH, PE, PL, by_ref, check_channels, check_skus, check_window, list_to_engine, refuse_nulls, utc,
+    CH, PE, PL, by_ref, check_channels, check_skus, check_window, ended_now, list_to_engine, refuse_nulls, utc,
 )
 from app.pricing.reference import load_channel
 from app.pricing.models import PriceList
@@ -135,6 +142,46 @@ async def update_price_list(session: AsyncSession, request: Request, ref: str, d
         await _price_list_event(session, pl, change="updated", fields=sorted(changes))
     await session.flush()
     return {**render_price_list(pl), "warnings": await warnings(session, pl)}
+
+
+async def end_price_list(session: AsyncSession, request: Request, ref: str) -> dict:
+    """Valid until now: quotes and pages stop using it at once (every cache drops with the change).
+    An ended list answers unchanged (same version)."""
+    pl = await get_price_list(session, ref, for_update=True)
+    check_version(request, pl.version)
+    changes = ended_now(pl.valid_from, pl.valid_to, clock.now())
+    if changes and apply_changes(pl, changes):
+        await _price_list_event(session, pl, change="ended", fields=sorted(changes))
+        await session.flush()
+    return render_price_list(pl)
+
+
+async def channels_naming(session: AsyncSession, code: str) -> list[str]:
+    """The channels whose `price_lists` name the list (few channels: filtered here)."""
+    rows = (await session.execute(select(CH.c.code, CH.c.price_lists))).all()
+    return sorted(r.code for r in rows if code in (r.price_lists or ()))
+
+
+async def delete_price_list(session: AsyncSession, request: Request, ref: str) -> None:
+    """The list and its prices; 409 price_list_in_use while a channel names it."""
+    pl = await get_price_list(session, ref, for_update=True)
+    check_version(request, pl.version)
+    naming = await channels_naming(session, pl.code)
+    if naming:
+        names = ", ".join(repr(c) for c in naming)
+        raise ApiError(
+            409, "price_list_in_use",
+            f"Price list {pl.code!r} is named in the price_lists of channel(s) {names}. Remove it there first "
+            f"(PATCH /v1/channels/{naming[0]} with its price_lists without {pl.code!r}), or end it instead "
+            f"(POST /v1/price-lists/{pl.code}/end: it stops pricing now and stays for the record).",
+            errors=[{"field": "code", "message": f"Named by channel {c!r} in its price_lists.", "value": c}
+                    for c in naming],
+            channels=naming,
+        )
+    await _price_list_event(session, pl, change="deleted")
+    await session.execute(delete(PE).where(PE.c.price_list_id == pl.id))
+    await session.execute(delete(PL).where(PL.c.id == pl.id))
+    session.expunge(pl)
 
 
 async def list_price_lists(session: AsyncSession, who: Principal, page: PageParams, channel: str | None = None) -> dict:

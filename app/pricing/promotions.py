@@ -1,11 +1,18 @@
 """Promotions: validated params, known SKUs and channels, and no two exclusive promotions the
-engine could not rank (409 promotion_conflict)."""
+engine could not rank (409 promotion_conflict).
+
+Ending and deleting: `POST /v1/promotions/{code}/end` sets `valid_to` to now (one not yet started
+gets the empty window now..now): quotes, carts and pages stop applying it at once, its coupon
+answers `expired`, and orders that used it keep it. `DELETE` removes a promotion no order ever
+used (none lists it in `promotions`); one that discounted an order is `409 promotion_in_use`,
+to be ended instead, so every order keeps naming a promotion that exists."""
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import clock, references
 from app.core.concurrency import apply_changes, check_version
 from app.core.db import flush_unique
 from app.core.errors import ApiError
@@ -13,7 +20,7 @@ from app.core.ids import new_id
 from app.core.pagination import PageParams, apply_page, page_result
 from app.core.responses import rfc3339
 from app.pricing import engine
-from app.pricing.common import PR, by_ref, check_channels, check_skus, check_window, refuse_nulls, utc
+from app.pricing.common import PR, by_ref, check_channels, check_skus, check_window, ended_now, refuse_nulls, utc
 from app.pricing.models import Promotion
 from app.pricing.schemas import PromotionCreate, PromotionUpdate
 
@@ -119,6 +126,32 @@ async def update_promotion(session: AsyncSession, request: Request, ref: str, da
     apply_changes(p, changes)
     await session.flush()
     return render_promotion(p)
+
+
+async def end_promotion(session: AsyncSession, request: Request, ref: str) -> dict:
+    """Valid until now (nothing else is checked or changed); an ended one answers unchanged."""
+    p = await get_promotion(session, ref, for_update=True)
+    check_version(request, p.version)
+    changes = ended_now(p.valid_from, p.valid_to, clock.now())
+    if changes and apply_changes(p, changes):
+        await session.flush()
+    return render_promotion(p)
+
+
+async def delete_promotion(session: AsyncSession, request: Request, ref: str) -> None:
+    """Gone, when no order used it; else 409 promotion_in_use (end it instead)."""
+    p = await get_promotion(session, ref, for_update=True)
+    check_version(request, p.version)
+    used = await references.held(session, "promotion", [p.code])
+    if used:
+        raise ApiError(
+            409, "promotion_in_use",
+            f"Promotion {p.code!r} discounted orders already, which keep naming it; it cannot be deleted. End it "
+            f"instead: POST /v1/promotions/{p.code}/end (or PATCH valid_to) stops it at once.",
+            errors=[{"field": "code", "message": f"Used by {what}."} for what in used],
+        )
+    await session.execute(delete(PR).where(PR.c.id == p.id))
+    session.expunge(p)
 
 
 async def list_promotions(session: AsyncSession, page: PageParams, active: bool | None = None,

@@ -59,14 +59,13 @@ _pricing = Cache("pricing")  # dropped in every worker when a price list, promot
 
 
 _STAMP_COLUMNS = tuple(
-    col.label(f"ref_stamp_{i}") for i, col in enumerate((
-        select(func.count()).select_from(PR).scalar_subquery(),
-        select(func.coalesce(func.sum(PR.c.version), 0)).scalar_subquery(),
-        select(func.count()).select_from(PL).scalar_subquery(),
-        select(func.coalesce(func.sum(PL.c.version), 0)).scalar_subquery(),
-        select(func.count()).select_from(TR).scalar_subquery(),
-        select(func.coalesce(func.sum(TR.c.version), 0)).scalar_subquery(),
-    ))
+    col.label(f"ref_stamp_{i}") for i, col in enumerate(
+        expr for t in (PR, PL, TR) for expr in (
+            select(func.count()).select_from(t).scalar_subquery(),
+            select(func.coalesce(func.sum(t.c.version), 0)).scalar_subquery(),
+            select(func.coalesce(func.max(t.c.id), "")).scalar_subquery(),
+        )
+    )
 )
 _STAMP = select(*_STAMP_COLUMNS)
 
@@ -74,8 +73,9 @@ _STAMP = select(*_STAMP_COLUMNS)
 async def reference_data(session: AsyncSession) -> ReferenceData:
     """Price lists, promotions and tax rates for the engine. Served from the process's cache
     (no statement) while it can hear changes (app/core/cache.py); otherwise one small statement
-    checks a stamp (row counts and version sums: every create and every change moves one, nothing
-    is ever deleted) and only when it moved are they loaded again."""
+    checks a stamp (per table the row count, the version sum and the greatest id: every change
+    moves the sum, a delete the count, a create the greatest id, ids growing with time, so a delete
+    and a create together still move it) and only when it moved are they loaded again."""
     conn = await session.connection()
     hit = _pricing.get("reference", conn)
     if hit is not None:
@@ -87,7 +87,7 @@ async def reference_data(session: AsyncSession) -> ReferenceData:
 
 
 async def _reference_by_stamp(session: AsyncSession) -> ReferenceData:
-    stamp = tuple(int(x) for x in (await session.execute(_STAMP)).one())
+    stamp = tuple((await session.execute(_STAMP)).one())
     bind = session.bind
     key = str(getattr(bind, "url", None) or bind.engine.url) if bind is not None else ""
     cached = _reference.get(key)

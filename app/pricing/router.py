@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
 
 from app.auth.principal import ADMIN, Principal, require
 from app.core.db import get_session
@@ -55,6 +56,24 @@ async def update_price_list(ref: str, body: PriceListUpdate, request: Request, s
     return json_response(pl, version=pl["version"])
 
 
+@router.post("/v1/price-lists/{ref}/end", response_model=PriceListOut,
+             summary="End a price list now (valid_to = now; If-Match supported)",
+             description="It stops pricing at once (quotes, carts, product pages) and stays for the record. One not "
+                         "yet started gets the empty window now..now. An ended list answers unchanged.")
+async def end_price_list(ref: str, request: Request, session: Session, _: Principal = Depends(ADMIN)):
+    pl = await service.end_price_list(session, request, ref)
+    return json_response(pl, version=pl["version"])
+
+
+@router.delete("/v1/price-lists/{ref}", status_code=204,
+               summary="Delete a price list and its prices (409 price_list_in_use while channels name it)",
+               description="A list that channels name in their `price_lists` is `409 price_list_in_use`, naming them "
+                           "(`channels`): PATCH those channels first, or end the list instead (POST …/end).")
+async def delete_price_list(ref: str, request: Request, session: Session, _: Principal = Depends(ADMIN)):
+    await service.delete_price_list(session, request, ref)
+    return Response(status_code=204)
+
+
 @router.put("/v1/price-lists/{ref}/prices",
             summary="Set prices [{sku, amount, min_quantity}] (upsert; amount null removes; ?replace=true replaces all)")
 async def put_prices(ref: str, request: Request, session: Session,
@@ -84,6 +103,12 @@ async def list_tax_rates(session: Session, page: PageParams = Depends(page_param
                          country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
                          _: Principal = Depends(ADMIN)):
     return json_response(await service.list_tax_rates(session, page, country))
+
+
+@router.get("/v1/tax-rates/{ref}", response_model=TaxRateOut, summary="Get a tax rate by id")
+async def get_tax_rate(ref: str, session: Session, _: Principal = Depends(ADMIN)):
+    t = await service.get_tax_rate(session, ref)
+    return json_response(t, version=t["version"])
 
 
 @router.patch("/v1/tax-rates/{ref}", response_model=TaxRateOut, summary="Change a tax rate (If-Match supported)")
@@ -117,6 +142,23 @@ async def update_promotion(ref: str, body: PromotionUpdate, request: Request, se
                            _: Principal = Depends(ADMIN)):
     p = await service.update_promotion(session, request, ref, body)
     return json_response(p, version=p["version"])
+
+
+@router.post("/v1/promotions/{ref}/end", response_model=PromotionOut,
+             summary="End a promotion now (valid_to = now; If-Match supported)",
+             description="Quotes, carts and product pages stop applying it at once; its coupon answers `expired`; "
+                         "orders that used it keep it. One not yet started gets the empty window now..now. An ended "
+                         "promotion answers unchanged.")
+async def end_promotion(ref: str, request: Request, session: Session, _: Principal = Depends(ADMIN)):
+    p = await service.end_promotion(session, request, ref)
+    return json_response(p, version=p["version"])
+
+
+@router.delete("/v1/promotions/{ref}", status_code=204,
+               summary="Delete a promotion no order used (409 promotion_in_use: end it instead)")
+async def delete_promotion(ref: str, request: Request, session: Session, _: Principal = Depends(ADMIN)):
+    await service.delete_promotion(session, request, ref)
+    return Response(status_code=204)
 
 
 @router.post("/v1/pricing/quote", response_model=QuoteOut, summary="Price a basket: unit prices, discounts per promotion, tax, totals")

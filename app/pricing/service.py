@@ -9,7 +9,10 @@ other domains and the routers import from here.
   for a whole page, the same number a one-unit quote gives.
 * `app/pricing/reference.py`   what quotes read besides their lines (channel, price lists,
   promotions, tax rates, SKU prices), from caches every change drops at its commit.
-* `app/pricing/price_lists.py`, `promotions.py`, `tax_rates.py`  the admin resources.
+* `app/pricing/price_lists.py`, `promotions.py`, `tax_rates.py`  the admin resources (lists and
+  promotions are ended with `end_*`, deleted with `delete_*` when nothing depends on them).
+* `app/pricing/references.py`  the SKUs pricing holds (prices, promotions), asked before a
+  product is deleted (app/core/references.py).
 
 Which price list prices a SKU (see `engine.applicable_lists` and docs/pricing.md): among the
 active, currently valid lists in the channel's currency that take part in the channel (name it
@@ -24,19 +27,22 @@ is empty or the customer's, the first with a price wins, ranked
 4. `code` (a stable tie-break).
 """
 from app.pricing.price_lists import (
-    MAX_PRICES_PER_PUT, create_price_list, existing_price_list_codes, get_price_list, list_price_lists, list_prices,
-    put_prices, render_price_list, update_price_list, visible_price_list,
+    MAX_PRICES_PER_PUT, create_price_list, delete_price_list, end_price_list, existing_price_list_codes,
+    get_price_list, list_price_lists, list_prices, put_prices, render_price_list, update_price_list,
+    visible_price_list,
 )
 from app.pricing.promotions import (
-    create_promotion, get_promotion, list_promotions, render_promotion, to_engine, update_promotion,
+    create_promotion, delete_promotion, end_promotion, get_promotion, list_promotions, render_promotion, to_engine,
+    update_promotion,
 )
 from app.pricing.quotes import customer_group_of, quote, quote_basket
 from app.pricing.reference import ReferenceData, load_channel, reference_data
-from app.pricing.tax_rates import list_tax_rates, put_tax_rate, render_tax_rate, update_tax_rate
+from app.pricing.tax_rates import get_tax_rate, list_tax_rates, put_tax_rate, render_tax_rate, update_tax_rate
 
 __all__ = [
     "MAX_PRICES_PER_PUT", "ReferenceData", "create_price_list", "create_promotion", "customer_group_of",
-    "existing_price_list_codes", "get_price_list", "get_promotion", "list_price_lists", "list_prices",
+    "delete_price_list", "delete_promotion", "end_price_list", "end_promotion", "existing_price_list_codes",
+    "get_price_list", "get_promotion", "get_tax_rate", "list_price_lists", "list_prices",
     "list_promotions", "list_tax_rates", "load_channel", "put_prices", "put_tax_rate", "quote", "quote_basket",
     "reference_data", "render_price_list", "render_promotion", "render_tax_rate", "to_engine", "update_price_list",
     "update_promotion", "update_tax_rate", "visible_price_list",

@@ -45,6 +45,14 @@ async def put_tax_rate(session: AsyncSession, data: TaxRateCreate) -> tuple[dict
     raise ApiError(409, "conflict", "The tax rate changed concurrently; retry.")
 
 
+async def get_tax_rate(session: AsyncSession, ref: str) -> dict:
+    """By id (`tax_…`); 404 naming it."""
+    t = (await session.execute(select(TaxRate).where(TaxRate.id == ref))).scalars().first()
+    if t is None:
+        raise ApiError(404, "not_found", f"Tax rate {ref!r} was not found.")
+    return render_tax_rate(t)
+
+
 async def update_tax_rate(session: AsyncSession, request: Request, ref: str, data: TaxRateUpdate) -> dict:
     t = (await session.execute(select(TaxRate).where(TaxRate.id == ref).with_for_update())).scalars().first()
     if t is None:

@@ -46,9 +46,13 @@ async def test_bundle_create_and_read(client, admin):
                    422, "validation_error")
     assert_problem(await client.patch(f"/v1/variants/{bsku}", json={"track_inventory": False}, headers=admin),
                    422, "validation_error")
-    for bad in ([], [{"sku": bsku}], [{"sku": "NOPE-404"}], [{"sku": wine}, {"sku": wine}]):
+    for bad in ([], [{"sku": bsku}], [{"sku": wine}, {"sku": wine}]):
         assert_problem(await client.patch(f"/v1/variants/{bsku}", json={"components": bad}, headers=admin),
                        422, "validation_error")
+    # an unknown component answers like every unknown SKU
+    body = assert_problem(await client.patch(f"/v1/variants/{bsku}", json={"components": [{"sku": "NOPE-404"}]},
+                                             headers=admin), 422, "unknown_sku")
+    assert body["errors"] == [{"field": "components[0].sku", "message": "Unknown SKU 'NOPE-404'."}]
 
 
 async def test_bundle_validation(client, admin):
@@ -56,9 +60,12 @@ async def test_bundle_validation(client, admin):
     existing_bundle = sku("BOX")
     r = await client.post("/v1/products", json=_bundle(existing_bundle, [{"sku": wine}]), headers=admin)
     assert r.status_code == 201
+    unknown = "UNKNOWN-" + sku()
+    r = await client.post("/v1/products", json=_bundle(sku("BOX"), [{"sku": wine}, {"sku": unknown}]), headers=admin)
+    assert assert_problem(r, 422, "unknown_sku")["errors"] == [
+        {"field": "variants[0].components[1].sku", "message": f"Unknown SKU {unknown!r}."}]
     cases = [
         # (components or full body, field that must be named)
-        ([{"sku": "UNKNOWN-" + sku()}], "variants[0].components[0].sku"),
         ([{"sku": wine}, {"sku": existing_bundle}], "variants[0].components[1].sku"),
         ([{"sku": wine, "quantity": 0}], "variants[0].components[0].quantity"),
         ([{"sku": wine, "quantity": 1001}], "variants[0].components[0].quantity"),

@@ -111,8 +111,16 @@ async def test_scan_lookup_and_sql_budget(client, admin):
         assert v["product_title"] == p["title"] and v["tax_class"] == "standard" and v["handle"] == p["handle"]
     assert_problem(await client.get("/v1/variants", params={"gtin": gtin()}, headers=k.pos_bound), 404, "not_found")
     assert_problem(await client.get("/v1/variants", params={"sku": "NO-SUCH"}, headers=k.pos_bound), 404, "not_found")
-    for params in ({}, {"sku": s, "gtin": g}, {"gtin": "12ab"}, {"gtin": "1" * 15}, {"sku": "x" * 101}):
+    for params in ({}, {"sku": s, "gtin": g}, {"sku": "x" * 101}, {"gtin": "1" * 101}):
         assert_problem(await client.get("/v1/variants", params=params, headers=admin), 422, "validation_error")
+    # not a GTIN (letters, length, check digit): 422 invalid_gtin naming the parameter, never a 404
+    bad_check = g[:-1] + str((int(g[-1]) + 1) % 10)
+    for bad in ("12ab", "1" * 15, "12345", bad_check, "٤٠٠٦٣٨١٣٣٣٩٣١"):
+        for key in (admin, k.pos_bound):
+            body = assert_problem(await client.get("/v1/variants", params={"gtin": bad}, headers=key), 422, "invalid_gtin")
+            assert [e["field"] for e in body["errors"]] == ["gtin"], body
+    assert "check digit" in assert_problem(await client.get("/v1/variants", params={"gtin": bad_check}, headers=admin),
+                                           422)["errors"][0]["message"]
 
     await warm_keys(client, k.pos_bound, k.storefront, admin)
     for headers in (k.pos_bound, k.storefront):  # priced answers: the channel and price lists are in their caches too

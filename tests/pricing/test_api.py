@@ -273,8 +273,6 @@ async def test_promotion_validation_and_conflicts(client, admin, world):
         ({"type": "tiered_percent", "params": {"tiers": []}}, "params.tiers"),
         ({"params": {"percent_bp": 20000}}, "params.percent_bp"),
         ({"params": {"pct": 10}}, "params.pct"),
-        ({"type": "bundle_price", "params": {"items": [{"sku": "NO-SUCH", "quantity": 1}], "amount": 100}}, "params.items[0].sku"),
-        ({"skus": ["NO-SUCH"]}, "skus[0]"),
         ({"channels": ["no-such-channel"]}, "channels[0]"),
         ({"valid_from": "2026-12-01T00:00:00Z", "valid_to": "2026-11-01T00:00:00Z"}, "valid_to"),
         ({"type": "free_lunch"}, "type"),
@@ -284,6 +282,14 @@ async def test_promotion_validation_and_conflicts(client, admin, world):
         r = await client.post("/v1/promotions", json={**base, "code": uid("bad"), **extra}, headers=admin)
         body = assert_problem(r, 422, "validation_error")
         assert field in [e["field"] for e in body["errors"]], (extra, body)
+    # unknown SKUs answer like everywhere: unknown_sku, naming the body's own path
+    for extra, field in [
+        ({"type": "bundle_price", "params": {"items": [{"sku": w.tee, "quantity": 1}, {"sku": "NO-SUCH", "quantity": 1}],
+                                              "amount": 100}}, "params.items[1].sku"),
+        ({"skus": [w.tee, "NO-SUCH"]}, "skus[1]"),
+    ]:
+        r = await client.post("/v1/promotions", json={**base, "code": uid("bad"), **extra}, headers=admin)
+        assert assert_problem(r, 422, "unknown_sku")["errors"] == [{"field": field, "message": "Unknown SKU 'NO-SUCH'."}]
     a = uid("excl")
     r = await client.post("/v1/promotions", json={**base, "code": a, "skus": [w.tee], "stackable": False, "priority": 7}, headers=admin)
     assert r.status_code == 201
@@ -320,7 +326,7 @@ async def test_price_lists_and_prices(client, admin, world):
     # prices: unknown SKU and duplicates are 422 naming the entry; nothing is stored
     r = await client.put(f"/v1/price-lists/{code}/prices", json=[{"sku": w.tee, "amount": 1}, {"sku": "NO-SUCH", "amount": 1}],
                          headers=admin)
-    assert assert_problem(r, 422, "validation_error")["errors"][0]["field"] == "[1].sku"
+    assert assert_problem(r, 422, "unknown_sku")["errors"] == [{"field": "[1].sku", "message": "Unknown SKU 'NO-SUCH'."}]
     r = await client.put(f"/v1/price-lists/{code}/prices", json=[{"sku": w.tee, "amount": 1}, {"sku": w.tee, "amount": 2}],
                          headers=admin)
     assert_problem(r, 422, "validation_error")

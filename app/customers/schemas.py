@@ -1,6 +1,6 @@
 """Request and response shapes of /v1/customers."""
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
@@ -46,7 +46,8 @@ class CustomerCreate(Input):
 
 
 class CustomerUpdate(Input):
-    """`null` clears name, phone, group or loyalty_card; email, addresses and consents cannot be null."""
+    """`null` clears name, phone, group or loyalty_card; email, addresses and consents cannot be null.
+    A change of `consents` is recorded in the consent history with the key's channel."""
 
     email: Email | None = None
     name: Name | None = None
@@ -82,3 +83,64 @@ class CustomerOut(Output):
 class CustomerList(Output):
     data: list[CustomerOut]
     next_cursor: str | None
+
+
+CustomerRef = Annotated[str, StringConstraints(min_length=1, max_length=320)]
+
+
+class MergeIn(Input):
+    other: CustomerRef = Field(description="The customer merged into this one (id, email or loyalty card): its "
+                                           "orders, carts, consents, addresses and store credit move here")
+
+
+class ConsentRecordOut(Output):
+    id: str
+    object: str = "consent"
+    customer: str
+    purpose: str
+    granted: bool
+    channel: str | None = Field(description="Through which channel (null: the back office)")
+    api_key: str | None = Field(description="The API key that recorded it")
+    source: str = Field(description="registration | update")
+    created_at: datetime
+
+
+class ConsentList(Output):
+    data: list[ConsentRecordOut]
+    next_cursor: str | None
+
+
+class AuditEntryOut(Output):
+    id: str
+    object: str = "audit_entry"
+    customer: str
+    action: str = Field(description="read | lookup | list | create | update | consents_read | export | erase | "
+                                    "merge | audit_read")
+    api_key: str | None
+    role: str | None
+    channel: str | None
+    location: str | None
+    request_id: str | None
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class AuditList(Output):
+    data: list[AuditEntryOut]
+    next_cursor: str | None
+
+
+class CustomerExport(Output):
+    """Everything held on one customer (GDPR art. 15 / 20)."""
+
+    object: str = "customer_export"
+    generated_at: datetime
+    customer: CustomerOut
+    merged_from: list[str] = Field(description="Ids of customer records merged into this one")
+    consents: dict[str, Any] = Field(description="{current, history}")
+    addresses: list[dict]
+    orders: list[dict[str, Any]]
+    returns: list[dict[str, Any]]
+    carts: list[dict[str, Any]]
+    store_credit: dict[str, Any] = Field(description="{balances, entries}")
+    audit: list[AuditEntryOut]

@@ -200,7 +200,8 @@ async def place(session: AsyncSession, who: Principal | None, spec: Spec, order_
     order_id = order_id or new_id("ord")
     provider = spec.payment.provider.value
     paid, client_secret = await payments.start(session, provider, spec.payment.reference, order_id=order_id,
-                                               amount=quote.total, channel=ch, customer_id=spec.customer_id, who=who)
+                                               amount=quote.total, channel=ch, customer_id=spec.customer_id, who=who,
+                                               method=spec.payment.method)
     try:
         return await _write(session, who, spec, quote, facts, order_id, paid, client_secret)
     except BaseException:

@@ -76,9 +76,16 @@ class CartUpdate(Input):
     version: Version | None = None
 
 
+class PaymentMethod(StrEnum):
+    invoice = "invoice"  # on account: B2B customers only (app/customers/groups.py); the order stays unpaid
+
+
 class PaymentIn(Input):
     provider: PaymentProvider
     reference: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    method: PaymentMethod | None = Field(default=None, description="With provider `external`: `invoice` (customers "
+                                                                    "in a B2B group only); the order stays `unpaid` "
+                                                                    "until the invoice is settled")
 
 
 class CheckoutIn(Input):

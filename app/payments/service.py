@@ -33,6 +33,7 @@ from app.core.errors import ApiError
 from app.core.ids import new_id
 from app.core.responses import rfc3339
 from app.core.settings import get_settings
+from app.customers import groups as customer_groups
 from app.events.service import emit
 from app.orders.models import Order, OrderLine
 from app.payments import settlement, store_credit
@@ -58,11 +59,21 @@ def money(amount: int, currency: str) -> dict:
 # --------------------------------------------------------------------------- checkout
 
 async def start(session: AsyncSession, provider_name: str, reference: str | None, *, order_id: str, amount: int,
-                channel: Any, customer_id: str | None, who: Principal | None) -> tuple[dict, str | None]:
+                channel: Any, customer_id: str | None, who: Principal | None,
+                method: str | None = None) -> tuple[dict, str | None]:
     """Begin the payment of a new order. Returns the order's payment columns and, for Stripe, the
     PaymentIntent's client_secret. Called before any stock is locked: a provider call may take
-    a while. Raises the provider's problem (503 payment_provider_unavailable, 402, 502)."""
+    a while. Raises the provider's problem (503 payment_provider_unavailable, 402, 502).
+    `method` invoice (provider external, B2B customers only, else 422 naming payment.method):
+    the order is confirmed but stays `unpaid` (reference: the invoice number, when given)."""
     currency = channel.currency
+    if method is not None:
+        if provider_name != "external":
+            raise ApiError(422, "validation_error", "payment.method is for provider external (an invoice is paid "
+                                                    "outside the shop).",
+                           errors=[{"field": "payment.method", "message": "Only with provider external."}])
+        await customer_groups.check_invoice(session, customer_id)
+        return {"payment_status": "unpaid", "payment_reference": reference}, None
     if provider_name == "none":
         return {"payment_status": "unpaid", "payment_reference": reference}, None
     if provider_name == "store_credit":

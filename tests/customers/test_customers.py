@@ -1,5 +1,5 @@
-"""Customers (the minimal part orders need, issue 11): CRUD, uniqueness, lookups, If-Match,
-roles, and the customer's group in a quote."""
+"""Customers: CRUD, uniqueness, lookups, If-Match, the role matrix, and the customer's group in a
+quote."""
 import pytest
 from sqlalchemy import select
 
@@ -243,7 +243,19 @@ async def test_role_matrix(client, admin, keys):
     assert r.json()["data"] == []
     assert_problem(await client.get("/v1/customers", headers=k.storefront), 403, "forbidden")  # no browsing
     assert_problem(await client.get("/v1/customers", params={"q": "a"}, headers=k.storefront), 403, "forbidden")
-    r = await client.patch(f"/v1/customers/{shopper['id']}", json={"name": "x"}, headers=k.storefront)
+    # the shop keeps its shopper's profile (account page), not another shop's, and never the group
+    r = await client.patch(f"/v1/customers/{shopper['id']}", json={"name": "Web Shopper 2"}, headers=k.storefront)
+    assert r.status_code == 200 and r.json()["name"] == "Web Shopper 2"
+    r = await client.patch(f"/v1/customers/{shopper['id']}", json={"name": "x"}, headers=k.storefront2)
+    assert_problem(r, 404, "not_found")
+    r = await client.patch(f"/v1/customers/{shopper['id']}", json={"group": "vip"}, headers=k.storefront)
+    assert assert_problem(r, 403, "forbidden")["errors"][0]["field"] == "group"
+    for path in ("export", "consents"):
+        assert (await client.get(f"/v1/customers/{shopper['id']}/{path}", headers=k.storefront)).status_code == 200
+        assert_problem(await client.get(f"/v1/customers/{shopper['id']}/{path}", headers=k.storefront2), 404)
+    assert_problem(await client.get(f"/v1/customers/{shopper['id']}/audit", headers=k.storefront), 403, "forbidden")
+    assert_problem(await client.delete(f"/v1/customers/{shopper['id']}", headers=k.storefront), 403, "forbidden")
+    r = await client.post(f"/v1/customers/{shopper['id']}/merge", json={"other": mine["id"]}, headers=k.storefront)
     assert_problem(r, 403, "forbidden")
 
     # POS: registers at the till (in its pos channel), looks up and reads any customer
@@ -256,8 +268,20 @@ async def test_role_matrix(client, admin, keys):
     r = await client.get("/v1/customers", params={"loyalty_card": "NO-SUCH-CARD"}, headers=k.pos_bound)
     assert r.json()["data"] == []
     assert_problem(await client.get("/v1/customers", headers=k.pos_bound), 403, "forbidden")
-    r = await client.patch(f"/v1/customers/{walk_in['id']}", json={"name": "x"}, headers=k.pos_bound)
+    # the till updates any customer's profile (a new phone number), never the group; no export, erasure, merge, audit
+    r = await client.patch(f"/v1/customers/{shopper['id']}", json={"phone": "+49 40 555"}, headers=k.pos_bound)
+    assert r.status_code == 200 and r.json()["phone"] == "+49 40 555"
+    r = await client.patch(f"/v1/customers/{walk_in['id']}", json={"group": "b2b"}, headers=k.pos_bound)
     assert_problem(r, 403, "forbidden")
+    assert (await client.get(f"/v1/customers/{shopper['id']}/consents", headers=k.pos_bound)).status_code == 200
+    for path in ("export", "audit"):
+        assert_problem(await client.get(f"/v1/customers/{walk_in['id']}/{path}", headers=k.pos_bound), 403, "forbidden")
+    assert_problem(await client.delete(f"/v1/customers/{walk_in['id']}", headers=k.pos_bound), 403, "forbidden")
+    # marketplace and dropshipper keys: none of the new endpoints either
+    for h in (k.marketplace, k.dropshipper):
+        for path in ("export", "consents", "audit", "orders"):
+            assert_problem(await client.get(f"/v1/customers/{walk_in['id']}/{path}", headers=h), 403, "forbidden")
+        assert_problem(await client.delete(f"/v1/customers/{walk_in['id']}", headers=h), 403, "forbidden")
 
     # admin: everything, including registering a customer in a channel
     c = await create(client, admin, channel=k.web2)

@@ -117,6 +117,7 @@ def render_cart(cart: Any, channel: Any, quote: Any | None, availability: dict[s
     return {
         "id": cart.id, "object": "cart", "channel": cart.channel, "customer": cart.customer_id,
         "coupon_codes": list(cart.coupon_codes or []), "status": cart.status, "order": cart.order_id,
+        "source": cart.source, "campaign": cart.campaign,
         "fulfillment": {"method": fulfillment.get("method", "ship"), "location": fulfillment.get("location"),
                         "address": fulfillment.get("address")},
         **totals, "lines": lines,
@@ -167,7 +168,7 @@ async def create_cart(session: AsyncSession, who: Principal, body: CartCreate) -
     now = clock.now()
     row = {"id": new_id("cart"), "channel": channel.code, "customer_id": customer_id, "coupon_codes": coupons,
            "lines": lines, "fulfillment": fulfillment, "status": "open", "order_id": None, "api_key_id": who.key_id,
-           "version": 1, "created_at": now, "updated_at": now}
+           "source": body.source, "campaign": body.campaign, "version": 1, "created_at": now, "updated_at": now}
     await session.execute(insert(CART).values(**row))
     return await _answer(session, _Row(row), channel, quote=quote, strict=True)
 
@@ -175,6 +176,7 @@ async def create_cart(session: AsyncSession, who: Principal, body: CartCreate) -
 def _summary(c: Any) -> dict:
     return {"id": c.id, "object": "cart", "channel": c.channel, "customer": c.customer_id, "status": c.status,
             "order": c.order_id, "coupon_codes": list(c.coupon_codes or []), "lines": list(c.lines or []),
+            "source": c.source, "campaign": c.campaign,
             "fulfillment": c.fulfillment, "version": c.version, "created_at": rfc3339(c.created_at),
             "updated_at": rfc3339(c.updated_at)}
 
@@ -223,6 +225,9 @@ async def update_cart(session: AsyncSession, who: Principal, ref: str, body: Car
         values["lines"] = [{"sku": ln.sku, "quantity": ln.quantity} for ln in (body.lines or [])]
     if "fulfillment" in given:
         values["fulfillment"] = await check_fulfillment(session, body.fulfillment or FulfillmentIn(), channel=channel)
+    for name in ("source", "campaign"):  # attribution (app/reports/attribution.py)
+        if name in given:
+            values[name] = getattr(body, name)
     merged = {**cart._asdict(), **values}
     quote = None
     if merged["lines"]:

@@ -90,6 +90,8 @@ class Spec:
     cart_id: str | None = None
     sale: bool = False  # a POS sale: completed at the store at once
     store: Any = None  # the sale's store (inventory Loc)
+    source: str | None = None  # attribution (app/reports/attribution.py)
+    campaign: str | None = None
     line_field: str = "lines[{i}]"
 
 
@@ -236,7 +238,8 @@ async def _write(session: AsyncSession, who: Principal | None, spec: Spec, quote
         "prices_include_tax": quote.prices_include_tax, "subtotal": quote.subtotal,
         "discount_total": quote.discount_total, "tax_total": quote.tax_total, "total": quote.total,
         "coupon_codes": list(spec.coupons), "promotions": quote.promotions, "fulfillment_method": spec.method,
-        "shipping_address": spec.address, "location": spec.location, "source": None,
+        "shipping_address": spec.address, "location": spec.location, "source": spec.source,
+        "campaign": spec.campaign,
         "api_key_id": who.key_id if who is not None else None, "version": 1, "created_at": now, "updated_at": now,
     }
     number = await numbers.number_value(session, ch.type)
@@ -376,7 +379,8 @@ async def checkout_cart(session: AsyncSession, who: Principal, cart_id: str, bod
     spec = Spec(channel=channel, lines=[(ln["sku"], ln["quantity"], None) for ln in claimed.lines],
                 method=f.get("method", "ship"), location=f.get("location"), address=f.get("address"),
                 payment=body.payment, coupons=list(claimed.coupon_codes or []), customer_id=customer_id,
-                customer_group=group, email=email, cart_id=claimed.id)
+                customer_group=group, email=email, cart_id=claimed.id, source=claimed.source,
+                campaign=claimed.campaign)
     return await place(session, who, spec, order_id)
 
 
@@ -422,5 +426,6 @@ async def create_order(session: AsyncSession, who: Principal, body: OrderCreate)
     spec = Spec(channel=channel, lines=[(ln.sku, ln.quantity, ln.unit_price) for ln in body.lines],
                 method=choice["method"], location=choice["location"], address=choice["address"], payment=payment,
                 coupons=list(dict.fromkeys(c.upper() for c in body.coupon_codes)), customer_id=customer_id,
-                customer_group=group, email=email, external_id=body.external_id, sale=sale, store=store)
+                customer_group=group, email=email, external_id=body.external_id, sale=sale, store=store,
+                source=body.source, campaign=body.campaign)
     return await place(session, who, spec)

@@ -27,6 +27,8 @@ class Cart(SQLModel, table=True):
     status: str = Field(default="open", max_length=12)  # open | completed
     order_id: str | None = Field(default=None, max_length=40)
     api_key_id: str | None = Field(default=None, max_length=40)  # who made it (storefront carts are theirs)
+    source: str | None = Field(default=None, max_length=100)  # attribution, passed to the order (app/reports)
+    campaign: str | None = Field(default=None, max_length=100)
     version: int = 1
     created_at: datetime = ts_field()
     updated_at: datetime = ts_field()
@@ -67,7 +69,8 @@ class Order(SQLModel, table=True):
     fulfillment_method: str = Field(max_length=10)  # ship | pickup | reserve (as ordered)
     shipping_address: dict | None = json_field(lambda: None, nullable=True)
     location: str | None = Field(default=None, max_length=100)  # pickup/reserve store, POS store
-    source: str | None = Field(default=None, max_length=100)  # attribution (campaign, referrer)
+    source: str | None = Field(default=None, max_length=100)  # attribution (referrer, utm_source): app/reports
+    campaign: str | None = Field(default=None, max_length=100)  # attribution (utm_campaign)
     api_key_id: str | None = Field(default=None, max_length=40)
     version: int = 1
     created_at: datetime = ts_field(index=True)

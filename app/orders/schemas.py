@@ -11,6 +11,11 @@ from app.orders.states import FulfillmentMethod
 Coupon = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
 CustomerRef = Annotated[str, StringConstraints(min_length=1, max_length=320)]
 Quantity = Annotated[Int, Field(ge=1, le=100_000)]
+# Attribution (utm_source / utm_campaign, a referrer): kept lower-case so `Newsletter` and `newsletter` are one
+Attribution = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True, to_lower=True,
+                                               pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/+\- ]*$")]
+SOURCE = "Attribution: where the shopper came from (utm_source, referrer: newsletter, google…); lower-cased"
+CAMPAIGN = "Attribution: the campaign (utm_campaign); lower-cased"
 MAX_LINES = 500
 
 
@@ -65,6 +70,8 @@ class CartCreate(Input):
     coupon_codes: Annotated[list[Coupon], Field(max_length=20)] = []
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] = []
     fulfillment: FulfillmentIn = Field(default_factory=FulfillmentIn)
+    source: Attribution | None = Field(default=None, description=SOURCE + "; the order takes it at checkout")
+    campaign: Attribution | None = Field(default=None, description=CAMPAIGN)
 
 
 class CartUpdate(Input):
@@ -73,6 +80,8 @@ class CartUpdate(Input):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] | None = Field(
         default=None, description="Replaces every line")
     fulfillment: FulfillmentIn | None = None
+    source: Attribution | None = Field(default=None, description=SOURCE + " (null removes it)")
+    campaign: Attribution | None = Field(default=None, description=CAMPAIGN + " (null removes it)")
     version: Version | None = None
 
 
@@ -103,6 +112,8 @@ class OrderCreate(Input):
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
     fulfillment: FulfillmentIn | None = Field(default=None, description="Default: ship (imports), the POS's store (sales)")
     payment: PaymentIn | None = Field(default=None, description="Default: external (paid where the order was taken)")
+    source: Attribution | None = Field(default=None, description=SOURCE)
+    campaign: Attribution | None = Field(default=None, description=CAMPAIGN)
 
 
 # --------------------------------------------------------------------------- responses (OpenAPI)
@@ -143,6 +154,8 @@ class CartOut(BaseModel):
     coupon_codes: list[str]
     status: CartStatus
     order: str | None
+    source: str | None = None
+    campaign: str | None = None
     fulfillment: FulfillmentChoiceOut
     currency: str
     prices_include_tax: bool
@@ -229,6 +242,8 @@ class OrderOut(BaseModel):
     channel: str
     external_id: str | None
     customer: str | None
+    source: str | None = None
+    campaign: str | None = None
     status: str
     payment_status: PaymentStatus
     payment: dict[str, Any] = {}  # {provider, reference, authorized, captured, refunded, capture_before, client_secret?}

@@ -146,6 +146,7 @@ def render_order(order: Any, lines: Iterable[Any], fulfillments: Iterable[tuple[
     return {
         "id": _get(order, "id"), "object": "order", "number": number, "channel": channel,
         "external_id": _get(order, "external_id"), "customer": _get(order, "customer_id"),
+        "source": _get(order, "source"), "campaign": _get(order, "campaign"),  # attribution (app/reports)
         "email": _get(order, "email"), "status": _get(order, "status"),
         "payment_status": _get(order, "payment_status"),
         "payment": render_payment(order),

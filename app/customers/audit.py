@@ -3,8 +3,9 @@
 Every customer endpoint that reads or changes a customer's data writes a row here (the router
 passes an `Actor`, built from the key and the request id): GET and HEAD of a customer, a
 lookup by email or loyalty card (one row per customer found), the admin's list (one row per
-customer on the page), the consent history, the export, the audit trail itself, and every
-change (create, update, merge, erase) in the change's own transaction.
+customer on the page), the consent history, the export, the audit trail itself, the customer's
+orders (app/orders/router.py) and store credit (app/payments/router.py), and every change
+(create, update, merge, erase, a store-credit entry) in the change's own transaction.
 
 Reads run in autocommit (app/core/db.py): the row of a read is one small INSERT on the
 request's connection, committed by itself; a failed change rolls its row back with it.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Iterable
 
+from fastapi import Request
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +44,9 @@ class AuditAction(StrEnum):
     erase = "erase"
     merge = "merge"
     audit_read = "audit_read"
+    orders_read = "orders_read"  # GET /v1/customers/{ref}/orders
+    store_credit_read = "store_credit_read"
+    store_credit_change = "store_credit_change"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,11 @@ async def record(session: AsyncSession, actor: Actor, action: AuditAction, custo
         await session.execute(insert(A).values(**rows[0]))
     else:
         await session.execute(insert(A), rows)
+
+
+def actor(who: Principal, request: Request) -> Actor:
+    """The actor of a request: its key and the request's id."""
+    return Actor.of(who, request.scope.get("state", {}).get("request_id"))
 
 
 def render(r: Any) -> dict[str, Any]:

@@ -48,10 +48,6 @@ def visible_channel(who: Principal) -> str | None:
     return None
 
 
-def actor(who: Principal, request: Request) -> audit.Actor:
-    return audit.Actor.of(who, request.scope.get("state", {}).get("request_id"))
-
-
 async def _registration_channel(session: AsyncSession, who: Principal, named: str | None) -> str | None:
     if who.is_admin:
         if named is None:
@@ -74,7 +70,7 @@ async def create_customer(body: CustomerCreate, request: Request, session: Sessi
                           who: Principal = Depends(CUSTOMER_READERS)):
     channel = await _registration_channel(session, who, body.channel)
     customer = await service.create(session, body, channel=channel, api_key_id=who.key_id)
-    await audit.record(session, actor(who, request), AuditAction.create, [customer.id])
+    await audit.record(session, audit.actor(who, request), AuditAction.create, [customer.id])
     return created(service.render(customer), version=customer.version)
 
 
@@ -102,7 +98,7 @@ async def list_customers(
     result, ids = await service.list_customers(session, page, email=email, loyalty_card=loyalty_card, q=q,
                                                group=group, channel=visible_channel(who))
     lookup = email is not None or loyalty_card is not None
-    await audit.record(session, actor(who, request), AuditAction.lookup if lookup else AuditAction.list, ids,
+    await audit.record(session, audit.actor(who, request), AuditAction.lookup if lookup else AuditAction.list, ids,
                        {"by": "email" if email is not None else "loyalty_card"} if lookup else None)
     return json_response(result)
 
@@ -112,7 +108,7 @@ async def list_customers(
                         "an erased customer answers `410 customer_erased`.")
 async def get_customer(ref: Ref, request: Request, session: Session, who: Principal = Depends(CUSTOMER_READERS)):
     customer = await service.get_or_404(session, ref, channel=visible_channel(who))
-    await audit.record(session, actor(who, request), AuditAction.read, [customer.id])
+    await audit.record(session, audit.actor(who, request), AuditAction.read, [customer.id])
     return json_response(service.render(customer), version=customer.version)
 
 
@@ -127,7 +123,7 @@ async def update_customer(ref: Ref, body: CustomerUpdate, request: Request, sess
     customer, fields = await service.update(session, ref, body, expected_version=if_match_version(request),
                                             channel=visible_channel(who), consent_channel=who.channel,
                                             api_key_id=who.key_id)
-    await audit.record(session, actor(who, request), AuditAction.update, [customer.id], {"fields": fields})
+    await audit.record(session, audit.actor(who, request), AuditAction.update, [customer.id], {"fields": fields})
     return json_response(service.render(customer), version=customer.version)
 
 
@@ -138,7 +134,7 @@ async def update_customer(ref: Ref, body: CustomerUpdate, request: Request, sess
                            "stored idempotent answers mentioning it. `409 customer_has_open_orders` while an order "
                            "still has to be paid or delivered; `410 customer_erased` when already erased.")
 async def erase_customer(ref: Ref, request: Request, session: Session, who: Principal = Depends(ADMIN)):
-    await privacy.erase(session, ref, actor=actor(who, request), expected_version=if_match_version(request))
+    await privacy.erase(session, ref, actor=audit.actor(who, request), expected_version=if_match_version(request))
     return Response(status_code=204)
 
 
@@ -148,7 +144,7 @@ async def erase_customer(ref: Ref, request: Request, session: Session, who: Prin
 async def consent_history(ref: Ref, request: Request, session: Session, page: PageParams = Depends(page_params),
                           who: Principal = Depends(CUSTOMER_READERS)):
     customer = await service.get_or_404(session, ref, channel=visible_channel(who))
-    await audit.record(session, actor(who, request), AuditAction.consents_read, [customer.id])
+    await audit.record(session, audit.actor(who, request), AuditAction.consents_read, [customer.id])
     return json_response(await consents.page(session, customer.id, page))
 
 
@@ -159,7 +155,7 @@ async def consent_history(ref: Ref, request: Request, session: Session, page: Pa
                          "card keep finding this customer. `422` naming `other` when it is unknown, erased or this "
                          "customer itself.")
 async def merge_customers(ref: Ref, body: MergeIn, request: Request, session: Session, who: Principal = Depends(ADMIN)):
-    customer = await merge.merge(session, ref, body.other, actor=actor(who, request),
+    customer = await merge.merge(session, ref, body.other, actor=audit.actor(who, request),
                                  expected_version=if_match_version(request))
     return json_response(service.render(customer), version=customer.version)
 
@@ -170,7 +166,7 @@ async def merge_customers(ref: Ref, body: MergeIn, request: Request, session: Se
                         "document. Admin, and a storefront key for a customer it may see (self-service).")
 async def export_customer(ref: Ref, request: Request, session: Session, who: Principal = Depends(EXPORTERS)):
     customer = await service.get_or_404(session, ref, channel=visible_channel(who))
-    await audit.record(session, actor(who, request), AuditAction.export, [customer.id])
+    await audit.record(session, audit.actor(who, request), AuditAction.export, [customer.id])
     return json_response(await privacy.export(session, customer))
 
 
@@ -183,5 +179,5 @@ async def customer_audit(ref: Ref, request: Request, session: Session, page: Pag
     if customer is None:
         raise ApiError(404, "not_found", f"Customer {ref!r} was not found.")
     ids = [customer.id, *await service.merged_ids(session, customer.id)]
-    await audit.record(session, actor(who, request), AuditAction.audit_read, [customer.id])
+    await audit.record(session, audit.actor(who, request), AuditAction.audit_read, [customer.id])
     return json_response(await audit.page(session, ids, page))

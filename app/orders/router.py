@@ -12,7 +12,7 @@ from app.core.errors import ApiError
 from app.core.idempotency import mark_secret
 from app.core.pagination import PageParams, page_params
 from app.core.responses import created, json_response
-from app.customers import service as customers
+from app.customers import audit, service as customers
 from app.orders import carts, checkout, views
 from app.orders.dependencies import CART_ROLES, ORDER_READERS, ORDER_WRITERS
 from app.orders.schemas import CartCreate, CartOut, CartStatus, CartUpdate, CheckoutIn, OrderCreate, OrderList, OrderOut
@@ -139,7 +139,8 @@ async def _customer_id(session: AsyncSession, ref: str, who: Principal, missing_
 @router.get("/v1/customers/{ref}/orders", response_model=OrderList, summary="A customer's orders, every channel",
             description="Orders of every channel (web, app, POS, marketplace). Storefront keys: customers registered "
                         "in their channel; POS keys: any customer.")
-async def customer_orders(ref: Annotated[str, Path(max_length=320)], session: Session,
+async def customer_orders(ref: Annotated[str, Path(max_length=320)], request: Request, session: Session,
                           page: PageParams = Depends(page_params), who: Principal = Depends(CUSTOMER_ORDER_READERS)):
     customer_id = await _customer_id(session, ref, who)  # a storefront key: customers of its channel only
+    await audit.record(session, audit.actor(who, request), audit.AuditAction.orders_read, [customer_id])
     return json_response(await views.list_orders(session, who, page, customer_id=customer_id, scoped=False))

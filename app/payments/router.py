@@ -12,7 +12,7 @@ from app.core.errors import ApiError
 from app.core.idempotency import mark_secret
 from app.core.responses import created, json_response
 from app.core.schemas import Currency, Input, Int
-from app.customers import service as customers
+from app.customers import audit, service as customers
 from app.orders import views
 from app.orders.dependencies import ORDER_READERS
 from app.payments import service, store_credit, webhook
@@ -71,22 +71,25 @@ def _render_balance(customer_id: str, balances: dict[str, int], entries) -> dict
 
 @router.get("/v1/customers/{ref}/store-credit", summary="A customer's store credit",
             description="Balance per currency and the latest entries (refunds credited, checkouts spent). POS and admin.")
-async def get_store_credit(ref: Annotated[str, Path(max_length=320)], session: Session,
-                           _: Principal = Depends(CREDIT_READERS)):
+async def get_store_credit(ref: Annotated[str, Path(max_length=320)], request: Request, session: Session,
+                           who: Principal = Depends(CREDIT_READERS)):
     customer_id = await _customer(session, ref)
+    await audit.record(session, audit.actor(who, request), audit.AuditAction.store_credit_read, [customer_id])
     return json_response(_render_balance(customer_id, await store_credit.balances(session, customer_id),
                                          await store_credit.entries(session, customer_id)))
 
 
 @router.post("/v1/customers/{ref}/store-credit", status_code=201, summary="Credit (or debit) store credit",
              description="Admin: a goodwill credit or a correction; never below zero (`409 insufficient_store_credit`).")
-async def add_store_credit(ref: Annotated[str, Path(max_length=320)], body: StoreCreditIn, session: Session,
-                           who: Principal = Depends(ADMIN)):
+async def add_store_credit(ref: Annotated[str, Path(max_length=320)], body: StoreCreditIn, request: Request,
+                           session: Session, who: Principal = Depends(ADMIN)):
     customer_id = await _customer(session, ref)
     if body.amount == 0:
         raise ApiError(422, "validation_error", "An entry moves money: amount may not be 0.",
                        errors=[{"field": "amount", "message": "Not 0."}])
     entry = await store_credit.add(session, customer_id, body.currency, body.amount, note=body.note,
                                    api_key_id=who.key_id)
+    await audit.record(session, audit.actor(who, request), audit.AuditAction.store_credit_change, [customer_id],
+                       {"currency": body.currency})
     return created({"id": entry["id"], "customer": customer_id, "amount": {"amount": body.amount, "currency": body.currency},
                     "balance": {"amount": entry["balance"], "currency": body.currency}})

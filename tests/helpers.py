@@ -1,4 +1,7 @@
 """Small builders shared by tests: create channels, locations… through the API."""
+import os
+from contextlib import contextmanager
+
 from tests.conftest import uid
 
 
@@ -36,3 +39,35 @@ async def warm_keys(client, *headers) -> None:
         for h in headers:
             r = await client.get("/v1/locations", params={"limit": 1}, headers=h)
             assert r.status_code == 200, r.text
+
+
+async def count_rows(model, **where) -> int:
+    """Rows of `model` (a table model) whose columns equal `where`, read in a session of its own."""
+    from sqlalchemy import func, select
+
+    from app.core.db import sessionmaker
+
+    async with sessionmaker()() as s:
+        stmt = select(func.count()).select_from(model)
+        for k, v in where.items():
+            stmt = stmt.where(getattr(model, k) == v)
+        return (await s.execute(stmt)).scalar()
+
+
+@contextmanager
+def settings_env(**values: str):
+    """Environment variables set for the block (the app's settings read again), then as they were."""
+    from app.core.settings import get_settings
+
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()

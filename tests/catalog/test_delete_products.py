@@ -1,7 +1,7 @@
 """DELETE /v1/products/{ref}: gone when nothing refers to it, archived (200) when something does;
 DELETE /v1/variants/{ref} refuses a referenced variant. Every change is seen at once by product
 pages and quotes (the caches drop with the commit)."""
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.catalog.models import BundleComponent, Product, ProductChannel, Variant
 from app.catalog.schemas import ProductArchivedOut
@@ -9,17 +9,9 @@ from app.core.db import sessionmaker
 from app.events.models import Event
 from tests.catalog.builders import create_product, handle, sku
 from tests.conftest import auth, make_key, uid
-from tests.helpers import assert_problem, create_channel, create_location
+from tests.helpers import assert_problem, count_rows, create_channel, create_location
 from tests.inventory.builders import put_levels
 from tests.orders.builders import Shop, create_cart, lines, ship_to
-
-
-async def _count(model, **where) -> int:
-    async with sessionmaker()() as s:
-        stmt = select(func.count()).select_from(model)
-        for k, v in where.items():
-            stmt = stmt.where(getattr(model, k) == v)
-        return (await s.execute(stmt)).scalar()
 
 
 async def _events(product_id: str) -> list[Event]:
@@ -49,8 +41,8 @@ async def test_unreferenced_product_is_deleted(client, admin):
             assert_problem(await client.get("/v1/variants", params={"sku": v["sku"]}, headers=key), 404, "not_found")
     assert p["id"] not in [x["id"] for x in (await client.get("/v1/products", params={"q": p["variants"][0]["sku"]},
                                                                headers=admin)).json()["data"]]
-    assert (await _count(Product, id=p["id"]), await _count(Variant, product_id=p["id"]),
-            await _count(ProductChannel, product_id=p["id"])) == (0, 0, 0)
+    assert (await count_rows(Product, id=p["id"]), await count_rows(Variant, product_id=p["id"]),
+            await count_rows(ProductChannel, product_id=p["id"])) == (0, 0, 0)
     events = await _events(p["id"])
     assert [e.type for e in events] == ["product.created", "product.updated"]
     assert events[-1].data["deleted"] is True and events[-1].data["handle"] == p["handle"]
@@ -65,7 +57,7 @@ async def test_unreferenced_bundle_is_deleted_with_its_components_rows(client, a
     box = await create_product(client, admin, type="bundle",
                                variants=[{"sku": sku("BOX"), "components": [{"sku": part["variants"][0]["sku"]}]}])
     assert (await client.delete(f"/v1/products/{box['handle']}", headers=admin)).status_code == 204
-    assert await _count(BundleComponent, bundle_variant_id=box["variants"][0]["id"]) == 0
+    assert await count_rows(BundleComponent, bundle_variant_id=box["variants"][0]["id"]) == 0
     # its component is free now: nothing refers to it any more
     assert (await client.delete(f"/v1/products/{part['id']}", headers=admin)).status_code == 204
 

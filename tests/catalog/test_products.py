@@ -1,12 +1,12 @@
 """Products and variants: create, read, PATCH with versions, variant management, errors."""
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.catalog.codes import gtin_forms, gtin_problem, make_gtin, slugify
 from app.catalog.models import Product, Variant
 from app.core.db import sessionmaker
 from app.events.models import Event
 from tests.catalog.builders import create_product, gtin, handle, product_body, sku
-from tests.helpers import assert_problem, create_channel
+from tests.helpers import assert_problem, count_rows, create_channel
 
 
 async def _events(product_id: str, type_: str | None = None) -> list[Event]:
@@ -16,14 +16,6 @@ async def _events(product_id: str, type_: str | None = None) -> list[Event]:
             stmt = stmt.where(Event.type == type_)
         rows = (await s.execute(stmt)).scalars().all()
     return [e for e in rows if e.data.get("id") == product_id]
-
-
-async def _count(model, **where) -> int:
-    async with sessionmaker()() as s:
-        stmt = select(func.count()).select_from(model)
-        for k, v in where.items():
-            stmt = stmt.where(getattr(model, k) == v)
-        return (await s.execute(stmt)).scalar()
 
 
 def test_gtin_helpers():
@@ -113,7 +105,7 @@ async def test_duplicate_handle_sku_gtin_are_409(client, admin):
 
 
 async def test_failed_create_stores_nothing(client, admin):
-    before = (await _count(Product), await _count(Variant), await _count(Event))
+    before = (await count_rows(Product), await count_rows(Variant), await count_rows(Event))
     taken = (await create_product(client, admin))["variants"][0]["sku"]
     before = (before[0] + 1, before[1] + 1, before[2] + 1)
     h, fresh = handle(), sku()
@@ -122,7 +114,7 @@ async def test_failed_create_stores_nothing(client, admin):
     r = await client.post("/v1/products", json=product_body(handle=h, channels=["no-such-channel"],
                                                              variants=[{"sku": fresh}]), headers=admin)
     assert_problem(r, 422, "validation_error")
-    assert (await _count(Product), await _count(Variant), await _count(Event)) == before
+    assert (await count_rows(Product), await count_rows(Variant), await count_rows(Event)) == before
     assert_problem(await client.get(f"/v1/products/{h}", headers=admin), 404, "not_found")
     assert_problem(await client.get(f"/v1/variants?sku={fresh}", headers=admin), 404, "not_found")
 
@@ -301,7 +293,7 @@ async def test_idempotent_create(client, admin):
     b = await client.post("/v1/products", json=body, headers=headers)
     assert a.status_code == b.status_code == 201 and a.content == b.content
     assert b.headers.get("idempotent-replayed") == "true"
-    assert await _count(Product, handle=body["handle"]) == 1
+    assert await count_rows(Product, handle=body["handle"]) == 1
 
 
 async def test_concurrent_creates_of_one_sku_make_one_product(client, admin):
@@ -311,7 +303,7 @@ async def test_concurrent_creates_of_one_sku_make_one_product(client, admin):
 
     shared = sku("RACE")
     handles = [handle() for _ in range(20)]
-    before = await _count(Product)
+    before = await count_rows(Product)
     results = await asyncio.gather(*(
         client.post("/v1/products", json=product_body(handle=h, variants=[{"sku": shared}]), headers=admin)
         for h in handles
@@ -321,8 +313,8 @@ async def test_concurrent_creates_of_one_sku_make_one_product(client, admin):
     for r in results:
         if r.status_code == 409:
             assert assert_problem(r, 409, "duplicate_sku")["errors"][0]["field"] == "variants[0].sku"
-    assert await _count(Product) == before + 1
-    assert await _count(Variant, sku=shared) == 1
+    assert await count_rows(Product) == before + 1
+    assert await count_rows(Variant, sku=shared) == 1
 
 
 async def test_attribute_numbers_are_bounded(client, admin):

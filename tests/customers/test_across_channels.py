@@ -9,11 +9,7 @@ from tests.helpers import assert_problem
 
 @pytest.fixture(scope="module")
 async def w(client, admin):
-    store = await Store().setup(client, admin)
-    await store.stock(client, store.wh, **{store.a: 500, store.b: 500})
-    await store.stock(client, store.hh, **{store.a: 500, store.b: 500})
-    await store.stock(client, store.be, **{store.a: 500, store.b: 500})
-    return store
+    return await Store.stocked(client, admin, "wh", "hh", "be", units=500)
 
 
 async def test_web_order_and_pos_sales_belong_to_one_customer(client, admin, w):

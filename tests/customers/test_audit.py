@@ -83,3 +83,25 @@ async def test_an_admin_list_records_each_customer_shown(client, admin, keys):
     assert [c["id"] for c in r.json()["data"]] == [m["id"] for m in made[:2]]
     for m, shown in zip(made, (True, True, False)):
         assert (trail(await audit_rows(m["id"]))[-1][0] == "list") == shown
+
+
+async def test_orders_and_store_credit_of_a_customer_are_on_the_trail(client, admin, keys):
+    k = keys
+    c = await register(client, admin, email=email("Credit"), channel=k.web)
+    before = len(await audit_rows(c["id"]))
+    assert (await client.get(f"/v1/customers/{c['id']}/orders", headers=k.storefront)).status_code == 200
+    assert (await client.get(f"/v1/customers/{c['email']}/orders", headers=k.pos_bound)).status_code == 200
+    r = await client.post(f"/v1/customers/{c['id']}/store-credit", headers=admin,
+                          json={"amount": 500, "currency": "EUR", "note": "goodwill"})
+    assert r.status_code == 201, r.text
+    assert (await client.get(f"/v1/customers/{c['id']}/store-credit", headers=k.pos_bound)).status_code == 200
+    # another shop's key reads nothing, and nothing is recorded for it
+    assert_problem(await client.get(f"/v1/customers/{c['id']}/orders", headers=k.storefront2), 404)
+    rows = (await audit_rows(c["id"]))[before:]
+    assert trail(rows) == [
+        ("orders_read", "storefront", k.web, None),
+        ("orders_read", "pos", k.pos_channel, k.store),
+        ("store_credit_change", "admin", None, None),
+        ("store_credit_read", "pos", k.pos_channel, k.store),
+    ]
+    assert rows[2].detail == {"currency": "EUR"} and "goodwill" not in str(rows[2].detail)

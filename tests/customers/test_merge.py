@@ -14,10 +14,7 @@ from tests.returns.world import post_return, ret_line
 
 @pytest.fixture(scope="module")
 async def w(client, admin):
-    store = await Store().setup(client, admin)
-    for loc in (store.wh, store.hh):
-        await store.stock(client, loc, **{store.a: 1000, store.b: 1000})
-    return store
+    return await Store.stocked(client, admin)
 
 
 def addr(line1: str, **kw) -> dict:

@@ -72,6 +72,14 @@ class Store(Shop):
         assert r.status_code == expect, r.text
         return r.json()
 
+    @classmethod
+    async def stocked(cls, client, admin, *locations: str, units: int = 1000) -> "Store":
+        """A store world with `units` of both its SKUs at each of `locations` (default: wh and hh)."""
+        store = await cls().setup(client, admin)
+        for loc in [getattr(store, name) for name in (locations or ("wh", "hh"))]:
+            await store.stock(client, loc, **{store.a: units, store.b: units})
+        return store
+
 
 async def customer_events(customer_id: str, prefix: str = "customer.") -> list[Event]:
     async with sessionmaker()() as session:

@@ -1,8 +1,5 @@
 """Checkout, POS sales and marketplace imports through the API, with the role that really does
 each step; the sourcing record; every error code; the role and binding matrix; the statement count."""
-import os
-from contextlib import contextmanager
-
 import pytest
 from sqlalchemy import select
 
@@ -10,7 +7,7 @@ from app.core.db import sessionmaker, sql_statements
 from app.events.models import Event
 from app.orders.schemas import OrderOut
 from tests.conftest import uid
-from tests.helpers import assert_problem, create_location, warm_keys
+from tests.helpers import assert_problem, create_location, settings_env, warm_keys
 from tests.inventory.builders import ledger_matches, level
 from tests.orders.builders import HAMBURG, MUNICH, Shop, checkout, create_cart, lines, pickup_at, ship_to
 
@@ -166,22 +163,9 @@ async def test_ship_shortage_names_every_short_sku_and_changes_nothing(client, a
     assert (await client.get(f"/v1/carts/{cart['id']}", headers=s.storefront)).json()["status"] == "open"
 
 
-@contextmanager
 def stripe_unreachable():
     """Stripe configured but not answering (a closed local port), whatever a fake set before."""
-    from app.core.settings import get_settings
-
-    before = os.environ.get("STRIPE_API_BASE")
-    os.environ["STRIPE_API_BASE"] = "http://127.0.0.1:9"
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("STRIPE_API_BASE", None)
-        else:
-            os.environ["STRIPE_API_BASE"] = before
-        get_settings.cache_clear()
+    return settings_env(STRIPE_API_BASE="http://127.0.0.1:9")
 
 
 async def test_checkout_errors(client, admin, shop):

@@ -4,30 +4,20 @@ server on loopback (tests/payments/fake_stripe.py).
 `fake_stripe` (session): the running fake; STRIPE_API_BASE points the app at it.
 `stripe_fake` (every test here, autouse): the same fake, emptied before the test.
 """
-import os
-
 import pytest
 
+from tests.helpers import settings_env
 from tests.payments.fake_stripe import FakeStripe
 
 
 @pytest.fixture(scope="session")
 def fake_stripe():
-    from app.core.settings import get_settings
-
     fake = FakeStripe().start()
-    previous = os.environ.get("STRIPE_API_BASE")
-    os.environ["STRIPE_API_BASE"] = fake.url
-    get_settings.cache_clear()
     try:
-        yield fake
+        with settings_env(STRIPE_API_BASE=fake.url):
+            yield fake
     finally:
         fake.stop()
-        if previous is None:
-            os.environ.pop("STRIPE_API_BASE", None)
-        else:
-            os.environ["STRIPE_API_BASE"] = previous
-        get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 webhook, captures when goods leave, voids and refunds when units are cancelled, expiry of
 unpaid orders, store credit, and what happens when Stripe is down."""
 import asyncio
-import os
 from datetime import timedelta
 
 import pytest
@@ -10,12 +9,11 @@ from sqlalchemy import select, update
 
 from app.core import clock
 from app.core.db import sessionmaker, unit_of_work
-from app.core.settings import get_settings
 from app.orders.models import Order
 from app.payments import jobs, service
 from app.payments.models import PaymentOperation, StoreCreditEntry
 from tests.conftest import uid
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, settings_env
 from tests.inventory.builders import ledger_matches
 from tests.orders.fulfillment_world import World, at, events
 
@@ -29,11 +27,8 @@ async def w(client, admin):
 
 @pytest.fixture
 def multicapture():
-    os.environ["STRIPE_MULTICAPTURE"] = "true"
-    get_settings.cache_clear()
-    yield
-    os.environ.pop("STRIPE_MULTICAPTURE", None)
-    get_settings.cache_clear()
+    with settings_env(STRIPE_MULTICAPTURE="true"):
+        yield
 
 
 async def cart(client, w, lines: dict, *, method="ship", location=None, shop=None, customer=None) -> str:
@@ -410,16 +405,11 @@ async def test_declined_capture_is_reported(client, w, stripe_fake):
 
 
 async def test_stripe_not_configured(client, w):
-    os.environ["STRIPE_API_KEY"] = "sk_test_unset"
-    get_settings.cache_clear()
-    try:
+    with settings_env(STRIPE_API_KEY="sk_test_unset"):
         await w.stock(client, w.wh, **{w.a: 1})
         cart_id = await cart(client, w, {w.a: 1})
         r = await client.post(f"/v1/carts/{cart_id}/checkout", headers=w.shop, json={"payment": {"provider": "stripe"}})
         assert "not configured" in assert_problem(r, 503, "payment_provider_unavailable")["detail"]
-    finally:
-        os.environ["STRIPE_API_KEY"] = "sk_test_fake"
-        get_settings.cache_clear()
 
 
 # --------------------------------------------------------------------------- store credit

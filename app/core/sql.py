@@ -29,6 +29,16 @@ def in_param(pg: bool, column, name: str):
     return column.in_(bindparam(name, expanding=True))
 
 
+def insert_ignore(session: AsyncSession, table, conflict: list[str]):
+    """`INSERT … ON CONFLICT (conflict) DO NOTHING` on either database: a row whose key exists
+    is skipped (a concurrent inserter's row wins; on PostgreSQL this waits for its commit)."""
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing(index_elements=conflict)
+
+
 def chunks(values: Sequence, size: int = IN_CHUNK):
     for i in range(0, len(values), size):
         yield values[i:i + size]

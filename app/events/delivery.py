@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.models import ApiKey
 from app.core import clock
 from app.core.db import is_postgres, unit_of_work
+from app.core.sql import insert_ignore
 from app.core.ids import new_id
 from app.core.responses import dumps
 from app.core.settings import get_settings
@@ -128,12 +129,7 @@ async def fan_out(batch: int = FANOUT_BATCH) -> int:
                  "created_at": now, "updated_at": now}
                 for ev in events for t in targets if t.takes(ev.type, ev.channels, ev.location, ev.created_at)]
         if rows:
-            if is_postgres(session):
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            await session.execute(dialect_insert(D).on_conflict_do_nothing(
-                index_elements=["endpoint_id", "event_id"]), rows)
+            await session.execute(insert_ignore(session, D, ["endpoint_id", "event_id"]), rows)
         await session.execute(update(E).where(E.c.id.in_([ev.id for ev in events])).values(delivered=True))
     return len(events)
 

@@ -35,7 +35,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import SkuInfo, canonical, lookup_skus
-from app.core.sql import chunks, where_in
+from app.core.sql import chunks, insert_ignore, where_in
 from app.core import clock
 from app.core.db import is_postgres
 from app.core.errors import ApiError
@@ -209,12 +209,9 @@ async def _ensure_levels(session: AsyncSession, keys: Iterable[tuple[str, str]])
     now = clock.now()
     rows = [{"id": new_id("lvl"), "sku": s, "location_id": loc, "on_hand": 0, "reserved": 0, "safety_stock": 0,
              "updated_at": now} for s, loc in keys]
-    if is_postgres(session):
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = insert_ignore(session, SL, ["sku", "location_id"])
     for part in chunks(rows, 2000):
-        await session.execute(dialect_insert(SL).on_conflict_do_nothing(index_elements=["sku", "location_id"]), part)
+        await session.execute(stmt, part)
 
 
 async def _lock(session: AsyncSession, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:

@@ -24,9 +24,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
-from app.core.db import is_postgres
 from app.core.errors import ApiError
 from app.core.ids import new_id
+from app.core.sql import insert_ignore
 from app.orders import bulk_transitions, fulfillments
 from app.orders.models import Order
 from app.payments import settlement
@@ -73,12 +73,8 @@ async def receive(session: AsyncSession, payload: bytes, signature: str | None) 
 
 
 async def _first_delivery(session: AsyncSession, event_id: str, kind: str, pi_id: str | None) -> bool:
-    if is_postgres(session):
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(SE).values(id=event_id, type=kind[:100], payment_intent=pi_id, outcome="received",
-                                     received_at=clock.now()).on_conflict_do_nothing(index_elements=["id"])
+    stmt = insert_ignore(session, SE, ["id"]).values(id=event_id, type=kind[:100], payment_intent=pi_id,
+                                                    outcome="received", received_at=clock.now())
     return (await session.execute(stmt.returning(SE.c.id))).first() is not None
 
 

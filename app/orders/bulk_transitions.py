@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.core import clock
-from app.core.errors import ApiError, not_found
+from app.core.errors import ApiError
 from app.core.sql import where_in
 from app.events.service import emit_many
 from app.orders import views
@@ -69,13 +69,7 @@ async def cancel_order(session: AsyncSession, ref: str, who: Principal, *, expec
     cancelled and its stock released; what was shipped or collected stays (the order then
     reads partially_fulfilled or fulfilled, and returns take it from there). 409
     invalid_transition when nothing is left to cancel. Returns the order."""
-    stmt = select(*ORDER_COLS).where(or_(O.c.id == ref, O.c.number == ref)).with_for_update()
-    scope = views.order_visible(who)
-    if scope is not None:
-        stmt = stmt.where(scope)
-    order = (await session.execute(stmt)).first()
-    if order is None:
-        raise not_found("Order", ref)
+    order = await views.order_row(session, ref, who, for_update=True)
     if expected_version is not None and expected_version != order.version:
         raise version_conflict(order.version, expected_version, "order")
     rows = (await session.execute(select(F).where(F.c.order_id == order.id, F.c.status.in_(OPEN_STATUSES))

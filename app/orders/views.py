@@ -234,10 +234,13 @@ def group_fulfillments(rows: Iterable[Any]) -> dict[str, list[tuple[Any, list[di
     return out
 
 
-async def order_row(session: AsyncSession, ref: str, who: Principal | None) -> Any:
+async def order_row(session: AsyncSession, ref: str, who: Principal | None, *, for_update: bool = False) -> Any:
     """The orders row by id or number within `who`'s scope (404 outside it), for routes that need
-    the order's columns, not its rendering (payments). One statement."""
+    the order's columns, not its rendering (payments), and for changes (`for_update`: the row
+    locked, as every change of an order takes it first). One statement."""
     stmt = select(O).where(or_(O.c.id == ref, O.c.number == ref))
+    if for_update:
+        stmt = stmt.with_for_update()
     scope = order_visible(who)
     if scope is not None:
         stmt = stmt.where(scope)

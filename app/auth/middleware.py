@@ -10,6 +10,7 @@ The principal is put in `scope["state"]` for the route dependencies (`require(..
 idempotency layer.
 """
 import math
+import multiprocessing
 import os
 import time
 
@@ -102,7 +103,9 @@ _DB_PREV_SQLITE = text("SELECT hits FROM rate_limit_counters WHERE ident = :iden
 
 def rate_limit_storage() -> str:
     """`RATE_LIMIT_STORAGE_URI`, or by default: process memory for one worker, the database as
-    soon as WEB_CONCURRENCY says more than one worker serves (so they share one budget)."""
+    soon as more than one worker may serve (so they share one budget): WEB_CONCURRENCY > 1, or
+    this process is a worker that a supervisor started (`uvicorn --workers N` spawns its
+    workers with multiprocessing and need not set WEB_CONCURRENCY)."""
     uri = get_settings().rate_limit_storage_uri
     if uri != "auto":
         return uri
@@ -110,7 +113,7 @@ def rate_limit_storage() -> str:
         workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
     except ValueError:
         workers = 1
-    return "database" if workers > 1 else "memory://"
+    return "database" if workers > 1 or multiprocessing.parent_process() is not None else "memory://"
 
 
 class RateLimiter:

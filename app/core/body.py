@@ -79,6 +79,12 @@ def json_problem(body: bytes) -> str | None:
         msg = str(exc)
         if "recursion" in msg.lower():
             return f"The JSON nests deeper than {MAX_JSON_DEPTH} levels."
+        # The standard library decodes bytes with "surrogatepass": UTF-8-encoded surrogates
+        # (b"\xed\xa0\x80"), which are not UTF-8, would pass it. Strict UTF-8 first.
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc2:
+            return f"The request body is not valid UTF-8 JSON ({exc2})."[:300]
         # orjson refuses integers beyond 64 bits, which the framework's parser accepts: ask it
         try:
             value = json.loads(body)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import orjson
 from sqlalchemy import JSON, DateTime, event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.dialects.postgresql import JSONB
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -170,6 +170,11 @@ def new_session(conn: AsyncConnection) -> AsyncSession:
                         join_transaction_mode="rollback_only")
 
 
+class DatabaseUnavailable(ConnectionError):
+    """A request could get no database connection: answered 503 service_unavailable with
+    Retry-After (app/core/transaction.py), whatever the server's reason."""
+
+
 class RequestDb:
     """The one connection of a request, taken from the pool on first use, and the ORM session
     on it. Reads run in autocommit; a write request (`writes=True`) runs every statement after
@@ -189,7 +194,11 @@ class RequestDb:
 
     async def connection(self) -> AsyncConnection:
         if self.conn is None:
-            self.conn = await get_engine().connect()
+            try:
+                self.conn = await get_engine().connect()
+            except DBAPIError as exc:  # no connection at all ("does not exist", "not currently
+                # accepting connections", "too many clients"…): never the request's fault
+                raise DatabaseUnavailable(f"No database connection: {exc.orig}"[:300]) from exc
             await set_autocommit(self.conn, True)
         return self.conn
 

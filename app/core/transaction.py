@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.core import cache
-from app.core.db import RequestDb
+from app.core.db import DatabaseUnavailable, RequestDb
 from app.core.errors import problem_response
 from app.core.responses import HeldResponse
 
@@ -53,6 +53,10 @@ def sqlstate(exc: BaseException) -> str | None:
 
 def unavailable_problem(exc: BaseException):
     """A 503 answer when `exc` says the database is unavailable (not the request's fault), else None."""
+    if isinstance(exc, DatabaseUnavailable) and isinstance(exc.__cause__, BaseException):
+        return unavailable_problem(exc.__cause__) or problem_response(
+            503, "service_unavailable", "No database connection can be had right now; retry shortly.",
+            headers={"Retry-After": "1"})
     if isinstance(exc, PoolTimeout):
         detail = "All database connections are busy; retry shortly."
     elif isinstance(exc, (ConnectionError, TimeoutError)):
@@ -93,7 +97,9 @@ class DatabaseMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        db = RequestDb(writes=scope["method"] in WRITE_METHODS and scope["path"] not in _READ_ONLY_POSTS)
+        # a read-only POST with an Idempotency-Key still needs the transaction that stores its answer
+        db = RequestDb(writes=scope["method"] in WRITE_METHODS and (
+            scope["path"] not in _READ_ONLY_POSTS or any(n == b"idempotency-key" for n, _ in scope["headers"])))
         scope.setdefault("state", {})["db"] = db
         started = False
         if scope["path"].startswith("/v1/"):

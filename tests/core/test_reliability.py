@@ -1,5 +1,6 @@
-"""The base's guarantees: secrets never replayed, limits before work, 503 when the database is
-in trouble, last_used_at, and rate limits shared by several workers."""
+"""The base's guarantees: secrets never replayed, limits before work (strict UTF-8 JSON), 503 when
+the database is in trouble (also when it refuses the connection itself), idempotent read-only
+POSTs, last_used_at, and rate limits shared by several workers (also under `uvicorn --workers`)."""
 import select as selectors_module
 import socket
 import time
@@ -14,7 +15,7 @@ from app.auth.models import ApiKey
 from app.core.db import sessionmaker
 from app.core.idempotency import IdempotencyRecord
 from app.core.transaction import unavailable_problem
-from tests.conftest import Server, auth, make_key, uid
+from tests.conftest import PG_BASE, Server, auth, make_key, uid
 from tests.helpers import assert_problem
 
 
@@ -210,3 +211,112 @@ async def test_database_rate_limiter_in_process(client):
     async with sessionmaker()() as s:
         hits = (await s.execute(text("SELECT hits FROM rate_limit_counters WHERE ident = :i"), {"i": ident})).scalar()
     assert hits == 5
+
+
+# ------------------------------------------------------------------- edges an audit found
+
+
+@pytest.mark.parametrize("body", [
+    b'{"code": "\xed\xa0\x80"}',          # a UTF-16 surrogate encoded as if it were UTF-8
+    b'{"code": "a\xed\xbf\xbfb"}',
+])
+async def test_encoded_surrogates_are_invalid_json(client, admin, body):
+    for headers in ({}, {"Idempotency-Key": uid("idem")}):
+        r = await client.post("/v1/channels", content=body,
+                              headers=admin | headers | {"Content-Type": "application/json"})
+        assert_problem(r, 400, "invalid_json")
+
+
+async def test_a_read_only_post_stores_its_idempotent_answer(client, admin):
+    key = uid("idem")
+    body = {"channel": uid("no-such-channel"), "lines": [{"sku": "X", "quantity": 1}]}
+    first = await client.post("/v1/pricing/quote", json=body, headers=admin | {"Idempotency-Key": key})
+    assert 400 <= first.status_code < 500, first.text
+    again = await client.post("/v1/pricing/quote", json=body, headers=admin | {"Idempotency-Key": key})
+    assert again.status_code == first.status_code and again.content == first.content
+    assert again.headers.get("idempotent-replayed") == "true"
+    other = body | {"lines": [{"sku": "Y", "quantity": 2}]}
+    r = await client.post("/v1/pricing/quote", json=other, headers=admin | {"Idempotency-Key": key})
+    assert_problem(r, 422, "idempotency_key_reused")
+    # without a key the quote stays a plain read
+    r = await client.post("/v1/pricing/quote", json=body, headers=admin)
+    assert r.status_code == first.status_code and "idempotent-replayed" not in r.headers
+
+
+def test_a_database_that_refuses_the_connection_answers_503(backend):
+    if backend != "postgres":
+        pytest.skip("needs the PostgreSQL server (a database on it that does not exist)")
+    url = PG_BASE.replace("postgresql://", "postgresql+asyncpg://") + "/" + uid("no_such_db").replace("-", "_")
+    server = Server(database_url=url).start()
+    try:
+        h = {"Authorization": "Bearer uc_admi_whatever", "Idempotency-Key": "k1"}
+        for method, path, body in (("GET", "/v1/channels", None), ("POST", "/v1/channels", {"code": "x"}),
+                                   ("POST", "/v1/pricing/quote", {"lines": []}), ("GET", "/readyz", None)):
+            r = httpx.request(method, server.base + path, json=body, headers=h, timeout=30)
+            assert_problem(r, 503, "service_unavailable")
+            assert int(r.headers["retry-after"]) >= 1
+    finally:
+        server.stop()
+
+
+async def test_uvicorn_workers_share_one_rate_limit_without_web_concurrency():
+    secret = await make_key("admin", rate_limit="10/hour")
+    server = Server(env={"DB_POOL_SIZE": "2", "RATE_LIMIT_STORAGE_URI": "auto"}, workers=2)
+    server.env.pop("WEB_CONCURRENCY", None)  # plain `uvicorn --workers 2`
+    server.start()
+    try:
+        statuses = []
+        for _ in range(30):  # a new connection each time, so both workers take requests
+            statuses.append(httpx.get(server.base + "/v1/channels", headers=auth(secret), timeout=30).status_code)
+        assert statuses.count(200) == 10 and statuses.count(429) == 20, statuses
+    finally:
+        server.stop()
+
+
+async def test_database_trouble_past_authentication_is_503_in_the_route_and_the_idempotency_layer(client, admin, backend):
+    """A database that fails after the key was checked (here: "disk full", SQLSTATE 53100, raised
+    by triggers on this test's own rows only) answers 503 with Retry-After from the route and from
+    the idempotency layer; nothing is stored, so the same key runs anew once the database is back."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL triggers stand in for a full disk")
+    from sqlalchemy import text
+
+    from app.core.db import unit_of_work
+
+    tag = uid("full").replace("-", "_")
+    ddl = [
+        f"""CREATE FUNCTION {tag}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+              IF to_jsonb(NEW) ->> (CASE TG_TABLE_NAME WHEN 'channels' THEN 'code' ELSE 'key' END) LIKE '{tag}%' THEN
+                RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
+              END IF;
+              RETURN NEW; END $$""",
+        f"CREATE TRIGGER {tag} BEFORE INSERT ON channels FOR EACH ROW EXECUTE FUNCTION {tag}()",
+        f"CREATE TRIGGER {tag} BEFORE INSERT ON idempotency_keys FOR EACH ROW EXECUTE FUNCTION {tag}()",
+    ]
+
+    def channel(code: str) -> dict:
+        return {"code": code, "name": "Full", "type": "web", "currency": "EUR", "country": "DE"}
+
+    async with unit_of_work() as s:
+        for stmt in ddl:
+            await s.execute(text(stmt))
+    try:
+        in_route = channel(f"{tag}-a")
+        r = await client.post("/v1/channels", json=in_route, headers=admin | {"Idempotency-Key": uid("idem")})
+        assert_problem(r, 503, "service_unavailable")
+        assert r.headers["retry-after"] == "1"
+        r = await client.post("/v1/channels", json=in_route, headers=admin)
+        assert_problem(r, 503, "service_unavailable")
+        key = f"{tag}-key"
+        stored_answer = channel(uid("c"))
+        r = await client.post("/v1/channels", json=stored_answer, headers=admin | {"Idempotency-Key": key})
+        assert_problem(r, 503, "service_unavailable")
+        assert r.headers["retry-after"] == "1"
+        assert (await client.get(f"/v1/channels/{stored_answer['code']}", headers=admin)).status_code == 404
+    finally:
+        async with unit_of_work() as s:
+            await s.execute(text(f"DROP TRIGGER {tag} ON channels"))
+            await s.execute(text(f"DROP TRIGGER {tag} ON idempotency_keys"))
+            await s.execute(text(f"DROP FUNCTION {tag}()"))
+    r = await client.post("/v1/channels", json=stored_answer, headers=admin | {"Idempotency-Key": key})
+    assert r.status_code == 201 and "idempotent-replayed" not in r.headers, r.text

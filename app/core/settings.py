@@ -43,9 +43,11 @@ class Settings(BaseSettings):
     import_stale_seconds: int = 120
 
     # Reservations by storefront and marketplace keys (POST /v1/reservations): at most this
-    # many units per reservation, held at most this long (422 naming the field above).
+    # many units per reservation, held at most this long (422 naming the field above), and at
+    # most this many units held by one key at a time (its active holds; 409 reservation_limit).
     reservation_max_quantity_public: int = 10
     reservation_max_ttl_seconds_public: int = 3600
+    reservation_max_units_held_public: int = 200
 
     # Run the outbox worker / expiry sweeps inside the API process (dev convenience).
     inline_worker: bool = False

@@ -18,7 +18,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import canonical, canonical_sku, lookup_skus
@@ -104,6 +104,15 @@ async def create(session: AsyncSession, *, sku: str, location: str, quantity: in
             for (s, lid), q in sorted(need.items())])
     await session.flush()
     return await get(session, rid)
+
+
+async def units_held_by(session: AsyncSession, key_id: str | None) -> int:
+    """Units in the active, unexpired holds one API key placed (its cap: app/core/settings.py)."""
+    if key_id is None:
+        return 0
+    stmt = (select(func.coalesce(func.sum(R.c.quantity), 0))
+            .where(R.c.placed_by_key_id == key_id, R.c.status == "active", R.c.expires_at > clock.now()))
+    return int((await session.execute(stmt)).scalar())
 
 
 async def _row(session: AsyncSession, rid: str, *, channel: str | None = None, store_id: str | None = None) -> Any:

@@ -205,6 +205,12 @@ async def _reservation_scope(session: AsyncSession, who: Principal, body: Reserv
         errors.append({"field": "ttl_seconds", "message": f"At most {settings.reservation_max_ttl_seconds_public} for this API key."})
     if errors:
         raise ApiError(422, "validation_error", f"{errors[0]['field']}: {errors[0]['message']}", errors=errors)
+    held = await reservations.units_held_by(session, who.key_id)
+    if held + body.quantity > settings.reservation_max_units_held_public:
+        raise ApiError(409, "reservation_limit",
+                       f"This API key holds {held} units in active reservations; at most "
+                       f"{settings.reservation_max_units_held_public} at a time. Release or commit some first.",
+                       errors=[{"field": "quantity", "message": "Over the units this key may hold at once."}])
     from app.channels.service import get_channel
 
     ch = await get_channel(session, who.channel)

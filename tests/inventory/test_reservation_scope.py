@@ -1,6 +1,8 @@
 """What storefront and marketplace keys may hold (issue 9, item 3): only SKUs active and visible
 in their channel, only at their channel's fulfillment locations, within the per-key caps, and a
 shortage never tells them how much stock there is."""
+from datetime import timedelta
+
 import pytest
 
 from app.core import clock
@@ -119,6 +121,32 @@ async def test_caps_on_quantity_and_ttl(client, admin, world):
     pos = auth(await make_key("pos", channel=w.pos, location=w.hh))
     r = await client.post("/v1/reservations", json=res(w.c, w.hh, qmax + 1, tmax + 1), headers=pos)
     assert r.status_code == 201, r.text
+
+
+async def test_a_key_holds_at_most_so_many_units_at_once(client, admin, world):
+    w = world
+    s = get_settings()
+    qmax, cap = s.reservation_max_quantity_public, s.reservation_max_units_held_public
+    assert cap == 200  # the documented default
+    await put_levels(client, admin, w.hh, **{w.c: 10_000})
+    holds = []
+    for _ in range(cap // qmax):  # many small holds add up to the cap
+        r = await client.post("/v1/reservations", json=res(w.c, w.hh, qmax), headers=w.shop)
+        assert r.status_code == 201, r.text
+        holds.append(r.json()["id"])
+    problem = assert_problem(await client.post("/v1/reservations", json=res(w.c, w.hh, 1), headers=w.shop),
+                             409, "reservation_limit")
+    assert problem["errors"][0]["field"] == "quantity" and str(cap) in problem["detail"]
+    # another key of the same channel has its own budget; admin keys are not capped
+    other = auth(await make_key("storefront", channel=w.web))
+    assert (await client.post("/v1/reservations", json=res(w.c, w.hh, 1), headers=other)).status_code == 201
+    assert (await client.post("/v1/reservations", json=res(w.c, w.hh, 1), headers=admin)).status_code == 201
+    # a released hold, and holds past their expiry, no longer count
+    assert (await client.delete(f"/v1/reservations/{holds[0]}", headers=w.shop)).status_code == 200
+    assert (await client.post("/v1/reservations", json=res(w.c, w.hh, qmax), headers=w.shop)).status_code == 201
+    assert_problem(await client.post("/v1/reservations", json=res(w.c, w.hh, 1), headers=w.shop), 409)
+    clock.advance(timedelta(seconds=61))
+    assert (await client.post("/v1/reservations", json=res(w.c, w.hh, qmax), headers=w.shop)).status_code == 201
 
 
 def _figures(body: dict) -> list:

@@ -164,7 +164,8 @@ async def _shortage_error(session: AsyncSession, spec: Spec, lines: list[engine.
     if spec.method != "ship":
         chosen = locs.get(spec.location) if spec.location else None
         extra["alternatives"] = await sourcing.alternatives(session, lines, facts, chosen,
-                                                            exclude=[spec.location] if spec.location else [])
+                                                            exclude=[spec.location] if spec.location else [],
+                                                            channel=None if spec.sale else spec.channel)
     names = ", ".join(repr(s["sku"]) for s in short)
     detail = f"Not enough stock of {names}" + (f" at {where!r}" if where else "") + "."
     return ApiError(409, "insufficient_stock", detail, errors=errors, **extra)

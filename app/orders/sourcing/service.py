@@ -193,9 +193,11 @@ async def line_availability(session: AsyncSession, channel: Any, method: str, lo
 
 async def alternatives(session: AsyncSession, lines: Sequence[engine.Line], facts: Mapping[str, SkuInfo],
                        near: Loc | None, *, exclude: Iterable[str] = (), limit: int = 5,
-                       destination: tuple[float, float] | None = None) -> list[dict]:
+                       destination: tuple[float, float] | None = None, channel: Any = None) -> list[dict]:
     """Other active pickup-capable locations that hold every line in full, nearest first (to
     `destination`, else to `near`, the store the customer chose): [{location, name?, distance_km}].
+    With `channel`, only the stores it hands over at (its fulfillment locations, when it names
+    any: the ones check_method_location accepts), so every alternative can be chosen.
     For the 409 of a pickup or reservation the chosen store cannot serve. Two statements."""
     skus = _stocked_skus(lines)
     need = engine.demand(lines)
@@ -205,9 +207,10 @@ async def alternatives(session: AsyncSession, lines: Sequence[engine.Line], fact
     if origin is None and near is not None and near.lat is not None and near.lon is not None:
         origin = (near.lat, near.lon)
     skip = set(exclude)
+    listed = set((channel.fulfillment_locations or []) if channel is not None else [])
     found = []
     for r in rows:
-        if r.code in skip or r.id in skip:
+        if r.code in skip or r.id in skip or (listed and r.code not in listed):
             continue
         if all((stock.get(s, {}).get(r.code, 0) if _tracked(s, facts) else PLENTY) >= q for s, q in need.items()):
             loc = _loc(r)

@@ -97,7 +97,9 @@ def _empty_totals(channel: Any) -> dict:
 
 
 def render_cart(cart: Any, channel: Any, quote: Any | None, availability: dict[str, int | None],
-                titles: dict[str, str], error: ApiError | None = None) -> dict:
+                titles: dict[str, str], error: ApiError | None = None, unsourced: list[str] | None = None) -> dict:
+    """`unsourced`: the SKUs checkout could not source now (None: not known, e.g. a pickup cart
+    without its store yet)."""
     lines = []
     for i, ln in enumerate(cart.lines or []):
         out: dict[str, Any] = {"sku": ln["sku"], "quantity": ln["quantity"], "title": titles.get(ln["sku"])}
@@ -121,6 +123,7 @@ def render_cart(cart: Any, channel: Any, quote: Any | None, availability: dict[s
         "fulfillment": {"method": fulfillment.get("method", "ship"), "location": fulfillment.get("location"),
                         "address": fulfillment.get("address")},
         **totals, "lines": lines,
+        "fulfillable": None if unsourced is None else not unsourced, "unsourced": list(unsourced or ()),
         "pricing_error": ({"code": error.code, "detail": error.detail, "errors": error.errors}
                           if error is not None else None),
         "version": cart.version, "created_at": rfc3339(cart.created_at), "updated_at": rfc3339(cart.updated_at),
@@ -143,15 +146,21 @@ async def _answer(session: AsyncSession, cart: Any, channel: Any, *, quote: Any 
             error = exc
     availability: dict[str, int | None] = {}
     titles: dict[str, str] = {}
+    unsourced = None
     if lines:
-        skus = sorted({q.sku for q in quote.lines} if quote is not None else {ln["sku"] for ln in lines})
-        facts = await sourcing.sku_facts(session, skus)
+        items = ([(q.sku, q.quantity) for q in quote.lines] if quote is not None
+                 else [(ln["sku"], ln["quantity"]) for ln in lines])
+        facts = await sourcing.sku_facts(session, sorted({s for s, _ in items}))
         titles = {s: f.title for s, f in facts.items()}
         f = cart.fulfillment or {}
         if f.get("method", "ship") == "ship" or f.get("location"):
-            availability = await sourcing.line_availability(session, channel, f.get("method", "ship"),
-                                                            f.get("location"), [s for s in skus if s in facts], facts)
-    return render_cart(cart, channel, quote, availability, titles, error)
+            address = f.get("address") or {}
+            destination = ((address["lat"], address["lon"])
+                           if address.get("lat") is not None and address.get("lon") is not None else None)
+            availability, unsourced = await sourcing.basket_availability(
+                session, channel, f.get("method", "ship"), f.get("location"),
+                [(s, q) for s, q in items if s in facts], facts, destination)
+    return render_cart(cart, channel, quote, availability, titles, error, unsourced)
 
 
 # --------------------------------------------------------------------------- use cases

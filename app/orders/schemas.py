@@ -160,6 +160,10 @@ class CartOut(BaseModel):
     currency: str
     prices_include_tax: bool
     lines: list[CartLineOut]
+    fulfillable: bool | None = Field(default=None, description=(
+        "Whether checkout could source the whole basket now: the same plan over the same stock, with the channel's "
+        "sourcing strategy and max_splits (null while a pickup / reserve cart has no store)"))
+    unsourced: list[str] = Field(default=[], description="SKUs checkout could not source now (409 insufficient_stock)")
     subtotal: int
     discount_total: int
     tax_total: int

@@ -39,15 +39,22 @@ async def test_cart_is_priced_like_a_quote_and_shows_availability(client, admin,
     avail = {ln["sku"]: ln["availability"] for ln in cart["lines"]}
     # ship: every ship-capable location of the channel; the bundle as its components (1 A + 2 B)
     assert avail == {s.a: 8, s.box: 2 + 1, s.svc: None}
+    assert (cart["fulfillable"], cart["unsourced"]) == (True, [])
     # pickup: only the chosen store
     r = await client.patch(f"/v1/carts/{cart['id']}", json={"fulfillment": pickup_at(s.hh)}, headers=s.storefront)
     assert r.status_code == 200, r.text
     got = r.json()
     assert got["version"] == 2 and r.headers["etag"] == '"2"'
     assert {ln["sku"]: ln["availability"] for ln in got["lines"]} == {s.a: 3, s.box: 1, s.svc: None}
+    assert (got["fulfillable"], got["unsourced"]) == (True, [])
+    # more than the store has: not fulfillable there, the SKU named
+    r = await client.patch(f"/v1/carts/{cart['id']}", json={"lines": lines((s.a, 4), (s.svc, 1))}, headers=s.storefront)
+    assert (r.json()["fulfillable"], r.json()["unsourced"]) == (False, [s.a])
+    r = await client.patch(f"/v1/carts/{cart['id']}", json={"lines": body_lines}, headers=s.storefront)
+    assert r.status_code == 200, r.text
     assert got["fulfillment"] == {"method": "pickup", "location": s.hh, "address": None}
     r = await client.get(f"/v1/carts/{cart['id']}", headers=s.storefront)
-    assert r.status_code == 200 and r.json()["total"] == q["total"] and r.json()["version"] == 2
+    assert r.status_code == 200 and r.json()["total"] == q["total"] and r.json()["version"] == 4
 
 
 async def test_empty_cart_and_patch_with_if_match(client, admin, shop):

@@ -459,10 +459,17 @@ async def test_the_channel_chooses_its_sourcing_strategy_and_split_cap(client, a
     near = (await ship_a_to_hamburg())["fulfillments"][0]
     assert near["location"] == s.hh and near["sourcing"]["strategy"] == "nearest"
     assert {x["location"]: x["reason"] for x in near["sourcing"]["rejected"]}[s.wh] == "further_away"
-    assert (await client.patch(f"/v1/channels/{s.web}", headers=admin, json={"max_splits": 1})).status_code == 200
     cart = await create_cart(client, s.storefront, lines=lines((s.b, 1), (s.c, 1)), fulfillment=ship_to(HAMBURG))
+    assert (cart["fulfillable"], cart["unsourced"]) == (True, [])  # two fulfillments: within 3 splits
+    assert (await client.patch(f"/v1/channels/{s.web}", headers=admin, json={"max_splits": 1})).status_code == 200
+    # the cart says what checkout will do: each unit exists, but no one location has both
+    cart = (await client.get(f"/v1/carts/{cart['id']}", headers=s.storefront)).json()
+    assert {ln["sku"]: ln["availability"] for ln in cart["lines"]} == {s.b: 5, s.c: 5}
+    assert cart["fulfillable"] is False and cart["unsourced"] in ([s.b], [s.c])
     r = await client.post(f"/v1/carts/{cart['id']}/checkout", headers=s.storefront, json={"payment": {"provider": "none"}})
     assert_problem(r, 409, "insufficient_stock")
+    one = await create_cart(client, s.storefront, lines=lines((s.a, 2)), fulfillment=ship_to(HAMBURG))
+    assert (one["fulfillable"], one["unsourced"]) == (True, [])
     for bad in ({"sourcing_strategy": "cheapest"}, {"max_splits": 0}, {"max_splits": True}):
         assert_problem(await client.patch(f"/v1/channels/{s.web}", headers=admin, json=bad), 422, "validation_error")
 

@@ -14,7 +14,7 @@ Candidates (`candidate_locations`): pickup / reserve only the chosen store; ship
 `fulfillment_locations` (all of them, inactive or not ship-capable ones too, so the plan can say
 why they were passed over), or every active ship-capable location when the channel names none.
 The stock snapshot is `inventory.service.availability` (what may be sold: on_hand - reserved -
-safety stock, expired holds not counted): the same figures the cart shows (`line_availability`)
+safety stock, expired holds not counted): the same figures the cart shows (`basket_availability`)
 and the same arithmetic `reserve_expanded` checks under its row locks, so what the cart says is
 what checkout does. SKUs that are not stock-tracked never limit a plan (they count as plentiful
 everywhere) and reserve nothing. Distances are great-circle km from the destination (a shipping
@@ -144,8 +144,17 @@ async def plan(session: AsyncSession, *, channel: Any, method: str, lines: list[
     if facts is None:
         facts = await sku_facts(session, {ln.sku for ln in lines})
     locs = await candidate_locations(session, channel, method, chosen_location)
+    stock = await inventory.availability(session, _stocked_skus(lines), None, facts=dict(facts))
+    return _plan_on(locs, stock, method=method, lines=lines, destination=destination,
+                    chosen_location=chosen_location, exclude=exclude, strategy=strategy, max_splits=max_splits,
+                    facts=facts, snapshot=snapshot), locs
+
+
+def _plan_on(locs: dict[str, Loc], stock: Mapping[str, Mapping[str, int]], *, method: str, lines: list[engine.Line],
+             destination: tuple[float, float] | None, chosen_location: str | None, exclude: frozenset[str],
+             strategy: str, max_splits: int, facts: Mapping[str, SkuInfo], snapshot: dict | None) -> engine.Plan:
+    """The plan over candidates and a stock read already made (see `plan`)."""
     skus = _stocked_skus(lines)
-    stock = await inventory.availability(session, skus, None, facts=dict(facts))
     candidates = []
     for code, loc in locs.items():
         have = {s: (stock.get(s, {}).get(code, 0) if _tracked(s, facts) else PLENTY) for s in skus}
@@ -173,22 +182,35 @@ async def plan(session: AsyncSession, *, channel: Any, method: str, lines: list[
         riders = tuple(engine.LinePart(ln.key, ln.sku, ln.quantity) for ln in free)
         result = dataclasses.replace(result, assignments=(dataclasses.replace(first, lines=first.lines + riders),
                                                           *rest))
-    return result, locs
+    return result
 
 
-async def line_availability(session: AsyncSession, channel: Any, method: str, location: str | None,
-                            skus: Sequence[str], facts: Mapping[str, SkuInfo]) -> dict[str, int | None]:
-    """{sku: units sellable} for a cart: ship sums the channel's candidate locations (active,
-    ship-capable); pickup / reserve is the chosen store. None: not stock-tracked (no limit).
-    Two statements (candidates, one availability read)."""
+async def basket_availability(session: AsyncSession, channel: Any, method: str, location: str | None,
+                              items: Sequence[tuple[str, int]], facts: Mapping[str, SkuInfo],
+                              destination: tuple[float, float] | None = None
+                              ) -> tuple[dict[str, int | None], list[str]]:
+    """For a cart: ({sku: units sellable}, [SKUs checkout could not source now]). Units: ship sums
+    the channel's candidate locations (active, ship-capable), pickup / reserve is the chosen
+    store; None: not stock-tracked (no limit). The SKUs come from the very plan checkout makes
+    (the channel's strategy and `max_splits` included) over the same stock, so a basket whose
+    units exist only in more places than the channel may split into is not called fulfillable.
+    `items`: (stored sku, quantity) of SKUs in `facts`. Two statements (candidates, one
+    availability read)."""
     locs = await candidate_locations(session, channel, method, location)
     usable = {c for c, loc in locs.items() if loc.active and (loc.can_ship if method == "ship" else loc.can_pickup)}
-    stock = await inventory.availability(session, list(skus), None, facts=dict(facts))
+    lines = engine_lines([(str(i), sku, q) for i, (sku, q) in enumerate(items)], facts)
+    skus = sorted({sku for sku, _ in items})
+    stock = await inventory.availability(session, sorted(set(skus) | set(_stocked_skus(lines))), None,
+                                         facts=dict(facts))
     out: dict[str, int | None] = {}
     for sku in skus:
         per = stock.get(sku)
         out[sku] = None if per is None else sum(a for c, a in per.items() if c in usable)
-    return out
+    strategy, max_splits = strategy_of(channel)
+    result = _plan_on(locs, stock, method=method, lines=lines, destination=destination, chosen_location=location,
+                      exclude=frozenset(), strategy=strategy, max_splits=max_splits, facts=facts, snapshot=None)
+    keys = {p.key for p in result.unsourced}
+    return out, sorted({items[int(k)][0] for k in keys})
 
 
 async def alternatives(session: AsyncSession, lines: Sequence[engine.Line], facts: Mapping[str, SkuInfo],

@@ -20,6 +20,8 @@ import time
 
 from common import ROOT, app_client, run_with_database  # noqa: E402  (sets sys.path)
 
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_URLS", "true")  # the receiver listens on 127.0.0.1
+
 WORKER = """
 import asyncio, json, sys, time
 from app.events import delivery

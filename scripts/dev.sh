@@ -35,6 +35,7 @@ if [ ! -f .venv/.dev-installed ] || [ pyproject.toml -nt .venv/.dev-installed ];
 fi
 export DATABASE_URL=${DATABASE_URL:-sqlite+aiosqlite:///./commerce.db}
 export INLINE_WORKER=${INLINE_WORKER:-true}
+export WEBHOOK_ALLOW_PRIVATE_URLS=${WEBHOOK_ALLOW_PRIVATE_URLS:-true}  # webhook receivers on this machine
 .venv/bin/python -m app.cli migrate
 .venv/bin/python -m app.cli seed-demo
 KEY=$(.venv/bin/python -m app.cli create-api-key --role admin --name "dev admin" | tail -n 1)

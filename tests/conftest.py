@@ -60,6 +60,8 @@ os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_test_fake")
 # never the real Stripe: a closed local port unless a test starts the fake (tests/payments/conftest.py)
 os.environ.setdefault("STRIPE_API_BASE", "http://127.0.0.1:9")
 os.environ.setdefault("STRIPE_MAX_NETWORK_RETRIES", "0")
+# the webhook tests' receivers listen on 127.0.0.1 (refused by default: tests/events/test_urls.py)
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_URLS", "true")
 
 from app.cli import run_migrations  # noqa: E402
 

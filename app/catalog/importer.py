@@ -353,10 +353,10 @@ async def _apply(session: AsyncSession, rows: list[Row], extras: Extras | None) 
         for bid, csku, q in res.all():
             current_comps.setdefault(bid, set()).add((csku, q))
 
-    # ---- current channels and max positions of the existing products we touch
+    # ---- current channels and max positions of the existing products we touch (the channels of
+    # each: compared with a file's, and named in its event like product events of the API)
     current_channels: dict[str, set] = {}
-    need_channels = [p.existing.id for p in plans.values()
-                     if p.existing is not None and p.rows and any("channels" in r.given for r in p.rows)]
+    need_channels = [p.existing.id for p in plans.values() if p.existing is not None and p.rows]
     for part in chunks(need_channels):
         res = await session.execute(select(PC.c.product_id, PC.c.channel_code).where(where_in(session, PC.c.product_id, part)))
         for pid, code in res.all():
@@ -471,7 +471,7 @@ async def _apply(session: AsyncSession, rows: list[Row], extras: Extras | None) 
 
         if plan.existing is None:
             products_created += 1
-            events.append(_event("product.created", plan, 1, new_products[-1]))
+            events.append(_event("product.created", plan, 1, new_products[-1], channels=plan.channels or []))
         elif plan.changed_fields or plan.variants_created or plan.variants_updated:
             p = plan.existing
             full = {c: getattr(p, c) for c in ("title", "description", "status", "category", "attributes", "tax_class")}
@@ -479,7 +479,8 @@ async def _apply(session: AsyncSession, rows: list[Row], extras: Extras | None) 
             full.update(b_id=p.id, version=p.version + 1, updated_at=now)
             product_updates.append(full)
             products_updated += 1
-            events.append(_event("product.updated", plan, p.version + 1, full, p.handle))
+            channels = plan.channels if plan.channels is not None else current_channels.get(p.id, ())
+            events.append(_event("product.updated", plan, p.version + 1, full, p.handle, channels=channels))
 
     for bid, comps in pending_comps:
         comp_inserts += [{"bundle_variant_id": bid, "component_variant_id": variant_ids[c.sku],
@@ -520,12 +521,15 @@ async def _apply(session: AsyncSession, rows: list[Row], extras: Extras | None) 
     return counts
 
 
-def _event(type_: str, plan: ProductPlan, version: int, values: dict, handle: str | None = None) -> dict:
+def _event(type_: str, plan: ProductPlan, version: int, values: dict, handle: str | None = None, *,
+           channels) -> dict:
     """Import events are compact (a 50,000-row import would otherwise write megabytes of
-    product JSON): what changed, by sku; GET /v1/products/{id} has the full product."""
+    product JSON): what changed, by sku; GET /v1/products/{id} has the full product. Like the
+    API's product events they name the product's `channels` and `status` after the change, which
+    decide which channel keys read them (app/events/service.py `audience`)."""
     return {"type": type_, "data": {
         "id": plan.id, "object": "product", "handle": handle or plan.handle, "title": values.get("title"),
-        "status": values.get("status"), "version": version, "source": "import",
+        "status": values.get("status"), "channels": sorted(channels), "version": version, "source": "import",
         "changed": plan.changed_fields, "variants_created": plan.variants_created,
         "variants_updated": plan.variants_updated,
     }}

@@ -8,7 +8,7 @@ listing stays one indexed query.
 """
 from datetime import datetime
 
-from sqlalchemy import Index, UniqueConstraint, func
+from sqlalchemy import Index, func
 from sqlmodel import Field, SQLModel
 
 from app.core.models import id_field, json_field, ts_field
@@ -65,8 +65,7 @@ Index("ux_variants_sku_lower", func.lower(Variant.__table__.c.sku), unique=True)
 
 
 class BundleComponent(SQLModel, table=True):
-    __tablename__ = "bundle_components"
-    __table_args__ = (UniqueConstraint("bundle_variant_id", "component_variant_id"),)
+    __tablename__ = "bundle_components"  # one row per (bundle, component): the primary key
 
     bundle_variant_id: str = Field(primary_key=True, max_length=40, foreign_key="variants.id", ondelete="CASCADE")
     component_variant_id: str = Field(primary_key=True, max_length=40, foreign_key="variants.id", index=True)

@@ -26,6 +26,8 @@ updated_at}`.
     the outbox's `price_list.updated` events: the prices table keeps no trace of a removed
     row, and a list's `updated_at` moves with every price upsert), or a list or promotion
     starting or ending. Such a change re-sends the whole channel (rare; a correct superset).
+    So does an `updated_since` older than the event retention (EVENTS_RETENTION_DAYS): the
+    events that told of such changes then may be gone.
 
 Paging is by SKU (keyset) inside one *walk*: the first request fixes `as_of` (the moment the
 walk began less a margin, WATERMARK_LAG, for writes still committing then) and the cursor
@@ -63,6 +65,7 @@ from app.core.db import is_postgres
 from app.core.errors import not_found, validation_error
 from app.core.responses import rfc3339
 from app.core.schemas import Money
+from app.core.settings import get_settings
 from app.core.sql import in_param
 from app.events.models import Event
 from app.inventory import service as inventory
@@ -295,7 +298,8 @@ async def listings(session: AsyncSession, channel: Any, *, updated_since: dateti
     i = bisect_right(ref.changes, now)
     window_at = ref.changes[i - 1] if i else None  # the last list or promotion that started or ended
     channel_at = _latest(channel.updated_at, locations_at, window_at, await _pricing_moment(conn))
-    incremental = since is not None and (channel_at is None or channel_at < since)
+    events_kept_since = now - timedelta(days=get_settings().events_retention_days)
+    incremental = since is not None and since >= events_kept_since and (channel_at is None or channel_at < since)
 
     pg = is_postgres(session)
     params: dict[str, Any] = {"channel": channel.code, "lists": list_ids, "locs": loc_ids, "lim": limit + 1}

@@ -12,7 +12,7 @@ from app.core import cache
 from app.core.db import get_session
 from app.core.errors import not_found
 from app.core.pagination import PageParams, apply_page, page_params, page_result
-from app.core.responses import created, json_response, rfc3339
+from app.core.responses import created, json_response
 
 # Channel answers depend only on the channels table and the caller's binding.
 cache.cache_responses("/v1/channels", "channels")
@@ -21,22 +21,10 @@ router = APIRouter(prefix="/v1/channels", tags=["channels"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
-def render(ch: Channel) -> dict:
-    return {
-        "id": ch.id, "object": "channel", "code": ch.code, "name": ch.name, "type": ch.type,
-        "currency": ch.currency, "country": ch.country, "prices_include_tax": ch.prices_include_tax,
-        "price_lists": list(ch.price_lists or []), "fulfillment_locations": list(ch.fulfillment_locations or []),
-        "return_window_days": ch.return_window_days, "pickup_hold_days": ch.pickup_hold_days,
-        "sourcing_strategy": ch.sourcing_strategy, "max_splits": ch.max_splits,
-        "payment_timeout_minutes": ch.payment_timeout_minutes,
-        "version": ch.version, "created_at": rfc3339(ch.created_at), "updated_at": rfc3339(ch.updated_at),
-    }
-
-
 @router.post("", status_code=201, response_model=ChannelOut, summary="Create a channel")
 async def create_channel(body: ChannelCreate, session: Session, _: Principal = Depends(ADMIN)):
     ch = await service.create_channel(session, body)
-    return created(render(ch), version=ch.version)
+    return created(service.render(ch), version=ch.version)
 
 
 @router.get("", response_model=dict, summary="List channels (bound keys see their own)")
@@ -45,7 +33,7 @@ async def list_channels(session: Session, page: PageParams = Depends(page_params
     if not who.is_admin:
         stmt = stmt.where(Channel.id == who.channel_id)
     rows = (await session.execute(apply_page(stmt, Channel.id, page))).scalars().all()
-    return json_response(page_result(list(rows), page, render))
+    return json_response(page_result(list(rows), page, service.render))
 
 
 @router.get("/{ref}", response_model=ChannelOut, summary="Get a channel by id or code")
@@ -54,13 +42,13 @@ async def get_channel(ref: str, session: Session, who: Principal = Depends(ANY_R
     ch = await service.channel_row(session, ref)
     if ch is None:
         raise not_found("Channel", ref)
-    return json_response(render(ch), version=ch.version)
+    return json_response(service.render(ch), version=ch.version)
 
 
 @router.patch("/{ref}", response_model=ChannelOut, summary="Update a channel (If-Match supported)")
 async def update_channel(ref: str, body: ChannelUpdate, request: Request, session: Session, _: Principal = Depends(ADMIN)):
     ch = await service.update_channel(session, request, ref, body)
-    return json_response(render(ch), version=ch.version)
+    return json_response(service.render(ch), version=ch.version)
 
 
 LISTING_READERS = require("marketplace", "storefront")  # + admin

@@ -1,4 +1,8 @@
-"""Channels: where and how the retailer sells (web shop, app, POS, marketplace, social)."""
+"""Channels: where and how the retailer sells (web shop, app, POS, marketplace, social).
+
+A channel created or changed writes `channel.created` / `channel.updated` (the channel after the
+change, only when something changed) in the caller's transaction; the channel's own keys read
+them (app/events/scope.py)."""
 from typing import Any
 
 from fastapi import Request
@@ -12,12 +16,26 @@ from app.core.concurrency import apply_changes, check_version
 from app.core.db import flush_unique
 from app.core.errors import ApiError, not_found
 from app.core.ids import new_id
+from app.core.responses import rfc3339
+from app.events.service import emit
 from app.locations.models import Location
 
 
 CH = Channel.__table__
 _BY_REF = select(CH).where(or_(CH.c.code == bindparam("ref"), CH.c.id == bindparam("ref")))
 _channels = Cache("channels")  # code or id -> channels row (dropped in every worker when a channel changes)
+
+
+def render(ch: Any) -> dict:
+    return {
+        "id": ch.id, "object": "channel", "code": ch.code, "name": ch.name, "type": ch.type,
+        "currency": ch.currency, "country": ch.country, "prices_include_tax": ch.prices_include_tax,
+        "price_lists": list(ch.price_lists or []), "fulfillment_locations": list(ch.fulfillment_locations or []),
+        "return_window_days": ch.return_window_days, "pickup_hold_days": ch.pickup_hold_days,
+        "sourcing_strategy": ch.sourcing_strategy, "max_splits": ch.max_splits,
+        "payment_timeout_minutes": ch.payment_timeout_minutes,
+        "version": ch.version, "created_at": rfc3339(ch.created_at), "updated_at": rfc3339(ch.updated_at),
+    }
 
 
 async def channel_row(session: AsyncSession, ref: str) -> Any:
@@ -84,6 +102,7 @@ async def create_channel(session: AsyncSession, data: ChannelCreate) -> Channel:
     ch = Channel(id=new_id("ch"), **data.model_dump())
     session.add(ch)
     await flush_unique(session, "channel", data.code)
+    await emit(session, "channel.created", render(ch), channel=ch.code)
     return ch
 
 
@@ -102,6 +121,8 @@ async def update_channel(session: AsyncSession, request: Request, ref: str, data
     if "price_lists" in changes or "currency" in changes:
         await _check_price_list_codes(session, changes.get("price_lists", ch.price_lists or []),
                                       changes.get("currency", ch.currency))
-    apply_changes(ch, changes)
+    changed = apply_changes(ch, changes)
     await session.flush()
+    if changed:
+        await emit(session, "channel.updated", render(ch), channel=ch.code)
     return ch

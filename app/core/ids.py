@@ -6,6 +6,7 @@ ids sort by creation time; cursor pagination orders by id.
 import os
 import threading
 import time
+from datetime import datetime
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -63,3 +64,9 @@ def new_ids(prefix: str, n: int) -> list[str]:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{ulid()}"
+
+
+def id_floor(prefix: str, at: datetime) -> str:
+    """The lowest id of `prefix` made at `at`: every id made before that moment sorts below it
+    (a bound for an index range over ids by age)."""
+    return f"{prefix}_{_b32(max(0, int(at.timestamp() * 1000)), 10)}{'0' * 16}"

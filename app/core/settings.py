@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     inline_worker: bool = False
     webhook_timeout_seconds: float = 5.0
     webhook_max_attempts: int = 8
+    # webhook receivers on loopback and private networks (10/8, 172.16/12, 192.168/16, fc00::/7):
+    # refused unless true (development, tests); link-local / metadata addresses always are
+    webhook_allow_private_urls: bool = False
+    # events older than this, fully delivered, and delivery-log rows older than this are deleted
+    events_retention_days: int = 30
 
     public_base_url: str = "https://api.example.com"
 

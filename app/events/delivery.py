@@ -25,7 +25,10 @@ Each round (`run`):
    (status, timeout, refused connection, redirect): retried after an exponential backoff with
    full jitter, `random() * min(8 h, 30 s * 4^(attempt-1))` (at least 1 s); when the attempt
    was the delivery's last (`max_attempts`, WEBHOOK_MAX_ATTEMPTS when written) it is `failed`
-   and its endpoint turns `failing` (event `webhook_endpoint.failing`, once per spell).
+   and its endpoint turns `failing` (event `webhook_endpoint.failing`, once per spell). A URL
+   whose host resolves to an address that may not be called (urls.py: link-local, or loopback
+   and private ones unless WEBHOOK_ALLOW_PRIVATE_URLS) is not called at all: the delivery is
+   `failed` at once, its `last_error` saying which address and why.
 
 The request: `POST <url>` with the event `{id, type, created_at, data}` (data as the owner key
 may see it) and headers `Content-Type: application/json`, `Webhook-Id` (the delivery's id, the
@@ -52,7 +55,7 @@ from app.core.sql import insert_ignore
 from app.core.ids import new_id
 from app.core.responses import dumps
 from app.core.settings import get_settings
-from app.events import endpoints, signing
+from app.events import endpoints, signing, urls
 from app.events.models import Event, WebhookDelivery, WebhookEndpoint
 from app.events.scope import Scope, may_read, render, scope_of
 from app.events.service import emit
@@ -190,14 +193,15 @@ async def claim(n: int, endpoint_ids: Sequence[str] | None = None) -> list[Job]:
 
 # --------------------------------------------------------------------------- one attempt
 
-async def send(client: httpx.AsyncClient, job: Job) -> tuple[int | None, str | None, int]:
-    """POST one delivery: (status code or None, error or None, latency in ms). No database."""
+async def send(client: httpx.AsyncClient, job: Job) -> tuple[int | None, str | None, int, bool]:
+    """POST one delivery: (status code or None, error or None, latency in ms, whether the failure
+    is final: an address that may not be called). No database."""
     timestamp = int(clock.now().timestamp())
     headers = {"Content-Type": "application/json", "User-Agent": "unified-commerce-webhooks/1",
                "Webhook-Id": job.id, "Webhook-Timestamp": str(timestamp),
                "Webhook-Signature": signing.header(job.secrets, timestamp, job.body)}
     started = time.perf_counter()
-    status, error = None, None
+    status, error, final = None, None, False
     try:
         async with asyncio.timeout(get_settings().webhook_timeout_seconds):
             async with client.stream("POST", job.url, content=job.body, headers=headers) as response:
@@ -209,13 +213,15 @@ async def send(client: httpx.AsyncClient, job: Job) -> tuple[int | None, str | N
                         break
         if not 200 <= status < 300:
             error = f"HTTP {status}"
+    except urls.Refused as exc:
+        error, final = f"not called: {exc}"[:500], True
     except (TimeoutError, httpx.TimeoutException):
         error = f"timed out after {get_settings().webhook_timeout_seconds:g} s"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - an odd URL or a broken receiver is the delivery's failure
         error = f"{type(exc).__name__}: {exc}"[:500]
-    return status, error, int((time.perf_counter() - started) * 1000)
+    return status, error, int((time.perf_counter() - started) * 1000), final
 
 
 @dataclass(slots=True)
@@ -286,8 +292,10 @@ async def attempt(client: httpx.AsyncClient, job: Job) -> Outcome:
 # --------------------------------------------------------------------------- rounds
 
 def new_client(connections: int = CONCURRENCY) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=httpx.Timeout(get_settings().webhook_timeout_seconds),
-                             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    """httpx with every connection's address checked first (urls.GuardedBackend)."""
+    transport = urls.guard(httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections), trust_env=False))
+    return httpx.AsyncClient(timeout=httpx.Timeout(get_settings().webhook_timeout_seconds), transport=transport,
                              follow_redirects=False, trust_env=False)
 
 

@@ -6,15 +6,11 @@ fulfillment events of its own location. Admin, marketplace and dropshipper keys 
 endpoints; a subscription to a type the key may never read answers 403 naming the types.
 Admin keys see every endpoint, other keys their own (another key's: 404).
 
-URLs must be http(s), and must not point at this API itself: the host and port the request
-reached us on (the server's socket, the Host header) and PUBLIC_BASE_URL's, loopback names
-counting as one host. A receiver on loopback at another port is fine (tests, sidecars).
+URLs must be http(s), must not point at this API itself, nor at link-local (cloud metadata)
+addresses, nor at loopback or private networks unless WEBHOOK_ALLOW_PRIVATE_URLS (urls.py).
 """
-import asyncio
-import ipaddress
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import Request
 from sqlalchemy import delete, select, update
@@ -26,15 +22,14 @@ from app.core.concurrency import check_version
 from app.core.errors import ApiError, validation_error
 from app.core.ids import new_id
 from app.core.responses import rfc3339
-from app.core.settings import get_settings
 from app.events import signing
+from app.events.urls import check_url
 from app.events.models import WebhookDelivery, WebhookEndpoint
 from app.events.schemas import EndpointCreate, EndpointUpdate
 from app.events.types import ENDPOINT_ROLES, WILDCARD, readable_by_role, unknown
 
 W = WebhookEndpoint.__table__
 D = WebhookDelivery.__table__
-DNS_TIMEOUT_SECONDS = 1.0
 
 
 def render(row: Any, *, secret: str | None = None) -> dict:
@@ -73,72 +68,6 @@ def check_events(who: Principal, events: list[str], field: str = "events") -> li
                        errors=[{"field": f"{field}[{events.index(t)}]", "message": "Outside the key's rights."}
                                for t in refused])
     return wanted
-
-
-# --------------------------------------------------------------------------- URLs
-
-def _host_port(url: str) -> tuple[str, int] | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return parts.hostname.lower().rstrip("."), port or (443 if parts.scheme == "https" else 80)
-
-
-def _is_local(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return ip.is_loopback or ip.is_unspecified
-
-
-def _ours(request: Request) -> set[tuple[str, int]]:
-    """(host, port) pairs this service answers on, as far as the request tells."""
-    out = set()
-    server = request.scope.get("server")
-    if server and server[0] and server[1]:
-        out.add((str(server[0]).lower(), int(server[1])))
-    host = request.headers.get("host")
-    if host:
-        found = _host_port(f"{request.url.scheme}://{host}/")
-        if found:
-            out.add(found)
-    found = _host_port(get_settings().public_base_url)
-    if found:
-        out.add(found)
-    return out
-
-
-async def _resolves_locally(host: str, port: int) -> bool:
-    try:
-        infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(host, port), DNS_TIMEOUT_SECONDS)
-    except (OSError, asyncio.TimeoutError, UnicodeError, ValueError):
-        return False  # not resolvable now: delivery will fail and retry, which harms nobody
-    return any(_is_local(str(info[4][0]).split("%")[0]) for info in infos)
-
-
-async def check_url(request: Request, url: str, field: str = "url") -> str:
-    found = _host_port(url)
-    if found is None:
-        raise validation_error(field, "Must be an http:// or https:// URL with a host (and a valid port).")
-    host, port = found
-    ours = _ours(request)
-    local_ports = {p for h, p in ours if _is_local(h)}
-    if (host, port) in ours or (_is_local(host) and port in local_ports):
-        raise validation_error(field, "Points at this API itself: give the receiver's own URL.")
-    if local_ports and port in local_ports and not _is_local(host):
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            if await _resolves_locally(host, port):
-                raise validation_error(field, "Resolves to this API itself: give the receiver's own URL.") from None
-    return url
 
 
 # --------------------------------------------------------------------------- reads

@@ -18,6 +18,12 @@ horizon:
 
 The answer's `next_cursor` is always given (the stream has no end): after the last page it is
 the settled horizon itself, so the next poll does not re-read events this key may not see.
+
+Events are kept EVENTS_RETENTION_DAYS (retention.py). A cursor below the retention mark (the
+newest position of an event deleted so far) would silently skip the deleted events, so it is
+answered `410 cursor_expired` instead, with `cursor`, where to go on from after resynchronising;
+no cursor starts at the oldest event kept. The mark is read after the page, so a deletion that
+commits while the page is read cannot slip by unnoticed.
 """
 import base64
 from typing import Any
@@ -27,7 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import is_postgres
 from app.core.errors import ApiError, validation_error
+from app.core.settings import get_settings
 from app.events.models import Event
+from app.events.retention import mark
 from app.events.scope import Scope, render, sql_filter
 from app.events.types import unknown
 
@@ -89,11 +97,27 @@ async def horizon(session: AsyncSession) -> tuple[int, str] | None:
     return (row.tx, row.id) if row is not None else None
 
 
+async def check_not_expired(session: AsyncSession, after: tuple[int, str]) -> None:
+    """410 cursor_expired when events after the cursor were deleted by retention."""
+    deleted_to = await mark(session)
+    if after < deleted_to:
+        days = get_settings().events_retention_days
+        raise ApiError(
+            410, "cursor_expired",
+            f"Events after this cursor were deleted unread: events are kept {days} days. Resynchronise from the "
+            f"resources (or accept the gap), then poll on with the `cursor` of this answer; without a cursor the "
+            f"stream starts at the oldest event kept.",
+            errors=[{"field": "cursor", "message": f"Older than the event retention ({days} days)."}],
+            cursor=encode_cursor(deleted_to))
+
+
 async def list_events(session: AsyncSession, scope: Scope, *, types: list[str], cursor: str | None,
                       limit: int) -> dict[str, Any]:
     after = decode_cursor(cursor) if cursor else START
     top = await horizon(session)  # first: the page reaches no further than this position
     if top is None or top <= after:
+        if cursor:
+            await check_not_expired(session, after)
         return {"data": [], "next_cursor": encode_cursor(after), "has_more": False}
     position = tuple_(E.c.tx, E.c.id)
     stmt = (select(E.c.id, E.c.type, E.c.data, E.c.created_at, E.c.tx)
@@ -102,6 +126,8 @@ async def list_events(session: AsyncSession, scope: Scope, *, types: list[str], 
     if types:
         stmt = stmt.where(E.c.type.in_(types))
     rows = (await session.execute(stmt)).all()
+    if cursor:
+        await check_not_expired(session, after)
     has_more = len(rows) > limit
     rows = rows[:limit]
     last = (rows[-1].tx, rows[-1].id) if has_more else top

@@ -18,6 +18,10 @@ webhook_deliveries
     One row per (endpoint, event): its id is the stable `Webhook-Id` header. `status`
     pending -> delivering (claimed, with a lease in next_attempt_at) -> delivered | pending
     (retry later) | failed (attempts reached max_attempts).
+
+event_retention
+    One row: the newest stream position (tx, id) of an event the retention job deleted
+    (retention.py); GET /v1/events answers a cursor below it 410 cursor_expired.
 """
 from datetime import datetime
 
@@ -36,10 +40,12 @@ class Event(SQLModel, table=True):
         # the fan-out's work list: only the rows not fanned out yet
         Index("ix_events_undelivered", "id", postgresql_where=text("NOT delivered"),
               sqlite_where=text("delivered = 0")),
+        # a type's events in time order (GET /v1/events?type=, the listing feed's last price list change)
+        Index("ix_events_type_created_at", "type", "created_at"),
     )
 
     id: str = id_field()  # evt_<ulid>: time ordered
-    type: str = Field(max_length=60, index=True)
+    type: str = Field(max_length=60)
     data: dict = json_field(dict)
     channel: str | None = Field(default=None, max_length=100)
     location: str | None = Field(default=None, max_length=100)
@@ -90,4 +96,13 @@ class WebhookDelivery(SQLModel, table=True):
     last_latency_ms: int | None = None
     delivered_at: datetime | None = ts_field(nullable=True)
     created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
+
+
+class EventRetention(SQLModel, table=True):
+    __tablename__ = "event_retention"
+
+    id: int = Field(default=1, primary_key=True)  # the one row (made by migration 0018)
+    tx: int = Field(default=0, sa_type=BigInteger)  # the newest (tx, event_id) deleted so far
+    event_id: str = Field(default="", max_length=40)
     updated_at: datetime = ts_field()

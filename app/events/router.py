@@ -29,7 +29,9 @@ EndpointId = Annotated[str, Path(max_length=40)]
                         "data. `type` takes one or more types, comma-separated (unknown ones: 422). "
                         "`next_cursor` is always given: poll again with it (`has_more` says whether to go on "
                         "at once). Events of transactions still running are held back until they end, so a "
-                        "cursor never passes an event that commits later.")
+                        "cursor never passes an event that commits later. Events are kept EVENTS_RETENTION_DAYS "
+                        "(default 30): a cursor from before an event since deleted answers `410 cursor_expired` "
+                        "with `cursor`, where to go on from after resynchronising.")
 async def list_events(session: Session, who: Principal = Depends(ANY_ROLE),
                       type: Annotated[str | None, Query(max_length=2000, description="e.g. order.created,order.cancelled")] = None,
                       cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] = None,
@@ -45,7 +47,9 @@ async def list_events(session: Session, who: Principal = Depends(ANY_ROLE),
              summary="Subscribe a URL to events (the secret is shown once)",
              description="Admin, marketplace and dropshipper keys. `events`: types, or `[\"*\"]` for all the key "
                          "may read (unknown types 422; types outside the key's rights 403). The URL must be http(s) "
-                         "and not this API itself (422). The answer carries `secret` (`whsec_…`) this once; a "
+                         "and not this API itself, nor resolve to a link-local (cloud metadata) address, nor, unless "
+                         "WEBHOOK_ALLOW_PRIVATE_URLS, to a loopback or private one (422 `url_not_allowed`; checked "
+                         "again at every delivery). The answer carries `secret` (`whsec_…`) this once; a "
                          "replay of the request by its Idempotency-Key shows `secret: null`.")
 async def create_endpoint(body: EndpointCreate, request: Request, session: Session, who: Principal = Depends(OWNERS)):
     row, secret = await endpoints.create(session, request, who, body)

@@ -3,8 +3,9 @@ and for webhook fan-out (in Python), so a poller and a subscriber of one key see
 
 - admin: every event.
 - storefront, marketplace: the events of its channel (`events.channels` names it: the event's
-  own channel, or a product / price list visible there) and the stock changes at the channel's
-  fulfillment locations; never webhook_endpoint.* (admin only).
+  own channel, such as its channel.updated, or a product / price list visible there) and the
+  stock and location changes at the channel's fulfillment locations; never webhook_endpoint.*,
+  promotion.* or tax_rate.* (admin only, like the resources: a promotion carries its coupon).
 - pos: the same for its pos channel, plus everything at its store (`events.location`).
 - dropshipper: fulfillment.* at its partner location only, and of those only what its work
   queue shows (`partner_view`): no customer e-mail, phone, prices or totals, no other
@@ -13,15 +14,14 @@ and for webhook fan-out (in Python), so a poller and a subscriber of one key see
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, false, or_, true
+from sqlalchemy import and_, false, not_, or_, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.events.models import Event
-from app.events.types import ADMIN_ONLY_PREFIXES, DROPSHIPPER_PREFIXES
+from app.events.types import ADMIN_ONLY_PREFIXES, CHANNEL_LOCATION_TYPES, DROPSHIPPER_PREFIXES
 
 E = Event.__table__
-LEVEL_CHANGED = "inventory.level_changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def may_read(scope: Scope, type_: str, channels: str | None, location: str | Non
         return False
     if scope.channel and channels and f",{scope.channel}," in channels:
         return True
-    if type_ == LEVEL_CHANGED and location is not None and location in scope.channel_locations:
+    if type_ in CHANNEL_LOCATION_TYPES and location is not None and location in scope.channel_locations:
         return True
     return scope.role == "pos" and scope.location is not None and location == scope.location
 
@@ -68,17 +68,22 @@ def sql_filter(scope: Scope):
     if scope.role == "dropshipper":
         if scope.location is None:
             return false()
-        return and_(E.c.type.startswith(DROPSHIPPER_PREFIXES[0], autoescape=True), E.c.location == scope.location)
+        return and_(_any_prefix(DROPSHIPPER_PREFIXES), E.c.location == scope.location)
     alternatives = []
     if scope.channel:
         alternatives.append(E.c.channels.contains(f",{scope.channel},", autoescape=True))
     if scope.channel_locations:
-        alternatives.append(and_(E.c.type == LEVEL_CHANGED, E.c.location.in_(sorted(scope.channel_locations))))
+        alternatives.append(and_(E.c.type.in_(CHANNEL_LOCATION_TYPES),
+                                 E.c.location.in_(sorted(scope.channel_locations))))
     if scope.role == "pos" and scope.location is not None:
         alternatives.append(E.c.location == scope.location)
     if not alternatives:
         return false()
-    return and_(~E.c.type.startswith(ADMIN_ONLY_PREFIXES[0], autoescape=True), or_(*alternatives))
+    return and_(not_(_any_prefix(ADMIN_ONLY_PREFIXES)), or_(*alternatives))
+
+
+def _any_prefix(prefixes: tuple[str, ...]):
+    return or_(*(E.c.type.startswith(p, autoescape=True) for p in prefixes))
 
 
 # What a partner sees of a fulfillment event: the fulfillment as its work queue shows it.

@@ -35,13 +35,26 @@ EVENT_TYPES: dict[str, str] = {
     "customer.erased": "A customer's personal data was erased (GDPR).",
     "transfer.dispatched": "A stock transfer left its origin.",
     "transfer.received": "A stock transfer arrived.",
+    "promotion.created": "A promotion was created.",
+    "promotion.updated": "A promotion changed.",
+    "promotion.ended": "A promotion was ended now (valid_to set to the moment it was ended).",
+    "promotion.deleted": "A promotion was deleted (data: the promotion as it was).",
+    "tax_rate.created": "A tax rate was set for a new country and tax class.",
+    "tax_rate.updated": "A tax rate changed.",
+    "channel.created": "A channel was created.",
+    "channel.updated": "A channel changed (price lists, fulfillment locations, settings).",
+    "location.created": "A location was created.",
+    "location.updated": "A location changed (address, capabilities, priority, active).",
     "webhook_endpoint.failing": "A webhook endpoint's delivery failed for good (after every retry).",
 }
 
 WILDCARD = "*"
-ADMIN_ONLY_PREFIXES = ("webhook_endpoint.",)
+# Events about resources only admin keys may read (promotions carry their coupon codes).
+ADMIN_ONLY_PREFIXES = ("webhook_endpoint.", "promotion.", "tax_rate.")
 # Events about locations alone (no channel): a store's POS key reads those at its store.
 LOCATION_ONLY_PREFIXES = ("transfer.",)
+# Events of a location that the keys of a channel fulfilled from it read too (scope.py).
+CHANNEL_LOCATION_TYPES = ("inventory.level_changed", "location.created", "location.updated")
 # A dropshipper reads the fulfillments routed to its location, nothing else.
 DROPSHIPPER_PREFIXES = ("fulfillment.",)
 # Roles that may own webhook endpoints (API.md section 11 / issue 13).

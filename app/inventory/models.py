@@ -12,7 +12,8 @@ class StockLevel(SQLModel, table=True):
     on_hand always equals the sum of the level's movements."""
 
     __tablename__ = "stock_levels"
-    __table_args__ = (UniqueConstraint("sku", "location_id", name="uq_stock_levels_sku_location"),)
+    __table_args__ = (UniqueConstraint("sku", "location_id", name="uq_stock_levels_sku_location"),
+                      Index("ix_stock_levels_updated_at", "updated_at"))  # the listing feed's updated_since
 
     id: str = id_field()
     sku: str = Field(max_length=100)
@@ -47,7 +48,8 @@ class Reservation(SQLModel, table=True):
     __table_args__ = (Index("ix_reservations_due", "status", "expires_at"),
                       Index("ix_reservations_location", "location_id", "id"),
                       Index("ix_reservations_placed_from", "placed_from_location_id", "id"),
-                      Index("ix_reservations_channel", "channel", "id"))
+                      Index("ix_reservations_channel", "channel", "id"),
+                      Index("ix_reservations_placed_by", "placed_by_key_id", "status"))  # a key's units held
 
     id: str = id_field()
     sku: str = Field(max_length=100)

@@ -6,6 +6,10 @@ Defaults by type (override with `capabilities` / `priority`):
 | store     | yes  | yes    | yes     | 50       |
 | partner   | yes  | no     | no      | 90       |
 Lower priority numbers are preferred by sourcing ("warehouses before stores").
+
+A location created or changed writes `location.created` / `location.updated` (the location after
+the change) in the caller's transaction; admin, the POS keys of that store and the keys of the
+channels that fulfil from it read them (app/events/scope.py).
 """
 from fastapi import Request
 from sqlalchemy import select
@@ -16,6 +20,8 @@ from app.core.concurrency import check_version
 from app.core.db import flush_unique
 from app.core.errors import ApiError, not_found
 from app.core.ids import new_id
+from app.core.responses import rfc3339
+from app.events.service import emit
 from app.locations.models import Location
 from app.locations.schemas import LocationCreate, LocationUpdate
 
@@ -34,6 +40,12 @@ def render_location(loc: Location) -> dict:
         "priority": loc.priority, "active": loc.active, "version": loc.version,
         "created_at": loc.created_at, "updated_at": loc.updated_at,
     }
+
+
+async def _event(session: AsyncSession, type_: str, loc: Location) -> None:
+    data = render_location(loc)
+    data.update(created_at=rfc3339(loc.created_at), updated_at=rfc3339(loc.updated_at))
+    await emit(session, type_, data, location=loc.code)
 
 
 async def get_location(session: AsyncSession, ref: str, *, for_update: bool = False) -> Location:
@@ -73,6 +85,7 @@ async def create_location(session: AsyncSession, body: LocationCreate) -> Locati
     )
     session.add(loc)
     await flush_unique(session, "location", body.code)
+    await _event(session, "location.created", loc)
     return loc
 
 
@@ -98,4 +111,5 @@ async def update_location(session: AsyncSession, request: Request, ref: str, bod
     loc.version += 1
     loc.updated_at = clock.now()
     await session.flush()
+    await _event(session, "location.updated", loc)
     return loc

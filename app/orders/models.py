@@ -9,7 +9,7 @@ declined or cancelled (released), or expires (released).
 """
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.models import id_field, json_field, ts_field
@@ -17,6 +17,8 @@ from app.core.models import id_field, json_field, ts_field
 
 class Cart(SQLModel, table=True):
     __tablename__ = "carts"
+    __table_args__ = (Index("ix_carts_customer_source", "customer_id", "created_at",  # attribution (app/reports)
+                            postgresql_where=text("source IS NOT NULL"), sqlite_where=text("source IS NOT NULL")),)
 
     id: str = id_field()  # cart_<ulid>
     channel: str = Field(max_length=100, index=True)  # channel code
@@ -36,7 +38,8 @@ class Cart(SQLModel, table=True):
 
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_orders_channel_external_id"),)
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_orders_channel_external_id"),
+                      Index("ix_orders_customer_created", "customer_id", "created_at"))  # a customer's orders, reports
 
     id: str = id_field()  # ord_<ulid>
     number: str = Field(max_length=30, unique=True, index=True)  # WEB-000123
@@ -79,6 +82,7 @@ class Order(SQLModel, table=True):
 
 class OrderLine(SQLModel, table=True):
     __tablename__ = "order_lines"
+    __table_args__ = (Index("ix_order_lines_sku_order", "sku", "order_id"),)  # reports by SKU, references
 
     id: str = id_field()  # ol_<ulid>
     order_id: str = Field(max_length=40, foreign_key="orders.id", index=True)
@@ -102,7 +106,8 @@ class OrderLine(SQLModel, table=True):
 class Fulfillment(SQLModel, table=True):
     __tablename__ = "fulfillments"
     __table_args__ = (Index("ix_fulfillments_location_status", "location_id", "status"),
-                      Index("ix_fulfillments_status_expires_at", "status", "expires_at"))  # the expiry job
+                      Index("ix_fulfillments_status_expires_at", "status", "expires_at"),  # the expiry job
+                      Index("ix_fulfillments_created_at", "created_at"))  # reports by location
 
     id: str = id_field()  # ful_<ulid>
     order_id: str = Field(max_length=40, foreign_key="orders.id", index=True)

@@ -28,7 +28,8 @@ class PriceEntry(SQLModel, table=True):
     """One price of one SKU in one list; min_quantity > 1 is a tier price."""
 
     __tablename__ = "prices"
-    __table_args__ = (Index("ix_prices_sku", "sku", "price_list_id"),)
+    __table_args__ = (Index("ix_prices_sku", "sku", "price_list_id"),
+                      Index("ix_prices_updated_at", "updated_at"))  # the listing feed's updated_since
 
     price_list_id: str = Field(foreign_key="price_lists.id", primary_key=True, max_length=40, ondelete="CASCADE")
     sku: str = Field(primary_key=True, max_length=100)

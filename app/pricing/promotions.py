@@ -5,7 +5,11 @@ Ending and deleting: `POST /v1/promotions/{code}/end` sets `valid_to` to now (on
 gets the empty window now..now): quotes, carts and pages stop applying it at once, its coupon
 answers `expired`, and orders that used it keep it. `DELETE` removes a promotion no order ever
 used (none lists it in `promotions`); one that discounted an order is `409 promotion_in_use`,
-to be ended instead, so every order keeps naming a promotion that exists."""
+to be ended instead, so every order keeps naming a promotion that exists.
+
+Each change writes its event in the caller's transaction, with the promotion after it:
+`promotion.created`, `promotion.updated` (only when something changed), `promotion.ended`,
+`promotion.deleted` (the promotion as it was). Admin keys alone read them (app/events/types.py)."""
 from typing import Any
 
 from fastapi import Request
@@ -19,6 +23,7 @@ from app.core.errors import ApiError
 from app.core.ids import new_id
 from app.core.pagination import PageParams, apply_page, page_result
 from app.core.responses import rfc3339
+from app.events.service import emit
 from app.pricing import engine
 from app.pricing.common import PR, by_ref, check_channels, check_skus, check_window, ended_now, refuse_nulls, utc
 from app.pricing.models import Promotion
@@ -104,7 +109,9 @@ async def create_promotion(session: AsyncSession, data: PromotionCreate) -> dict
     p = Promotion(id=new_id("promo"), **values)
     session.add(p)
     await flush_unique(session, "promotion", data.code)
-    return render_promotion(p)
+    rendered = render_promotion(p)
+    await emit(session, "promotion.created", rendered)
+    return rendered
 
 
 async def update_promotion(session: AsyncSession, request: Request, ref: str, data: PromotionUpdate) -> dict:
@@ -123,9 +130,12 @@ async def update_promotion(session: AsyncSession, request: Request, ref: str, da
         values["params"] = changes["params"] = _params(p.type, changes["params"])
     await _validate_promotion(session, values, own_id=p.id)
     changes.update({f: values[f] for f in ("skus", "params") if f in changes})  # SKUs in their stored spelling
-    apply_changes(p, changes)
+    changed = apply_changes(p, changes)
     await session.flush()
-    return render_promotion(p)
+    rendered = render_promotion(p)
+    if changed:
+        await emit(session, "promotion.updated", rendered)
+    return rendered
 
 
 async def end_promotion(session: AsyncSession, request: Request, ref: str) -> dict:
@@ -135,6 +145,7 @@ async def end_promotion(session: AsyncSession, request: Request, ref: str) -> di
     changes = ended_now(p.valid_from, p.valid_to, clock.now())
     if changes and apply_changes(p, changes):
         await session.flush()
+        await emit(session, "promotion.ended", render_promotion(p))
     return render_promotion(p)
 
 
@@ -150,6 +161,7 @@ async def delete_promotion(session: AsyncSession, request: Request, ref: str) ->
             f"instead: POST /v1/promotions/{p.code}/end (or PATCH valid_to) stops it at once.",
             errors=[{"field": "code", "message": f"Used by {what}."} for what in used],
         )
+    await emit(session, "promotion.deleted", render_promotion(p))
     await session.execute(delete(PR).where(PR.c.id == p.id))
     session.expunge(p)
 

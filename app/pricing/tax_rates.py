@@ -1,4 +1,7 @@
-"""Tax rates: one rate per (country, tax class), in basis points."""
+"""Tax rates: one rate per (country, tax class), in basis points.
+
+A new rate writes `tax_rate.created`, a changed one `tax_rate.updated` (the rate after the
+change), in the caller's transaction; setting the rate it already has writes nothing."""
 from typing import Any
 
 from fastapi import Request
@@ -12,6 +15,7 @@ from app.core.errors import ApiError
 from app.core.ids import new_id
 from app.core.pagination import PageParams, apply_page, page_result
 from app.core.responses import rfc3339
+from app.events.service import emit
 from app.pricing.models import TaxRate
 from app.pricing.schemas import TaxRateCreate, TaxRateUpdate
 
@@ -31,17 +35,24 @@ async def put_tax_rate(session: AsyncSession, data: TaxRateCreate) -> tuple[dict
     for _ in range(2):
         t = await existing()
         if t is not None:
-            if t.rate_bp != data.rate_bp:
+            changed = t.rate_bp != data.rate_bp
+            if changed:
                 t.rate_bp, t.version, t.updated_at = data.rate_bp, t.version + 1, clock.now()
             await session.flush()
-            return render_tax_rate(t), False
+            rendered = render_tax_rate(t)
+            if changed:
+                await emit(session, "tax_rate.updated", rendered)
+            return rendered, False
         t = TaxRate(id=new_id("tax"), country=data.country, tax_class=data.tax_class, rate_bp=data.rate_bp)
         try:
             async with session.begin_nested():
                 session.add(t)
-            return render_tax_rate(t), True
         except IntegrityError:  # created concurrently: update that one
             session.expunge(t)
+            continue
+        rendered = render_tax_rate(t)
+        await emit(session, "tax_rate.created", rendered)
+        return rendered, True
     raise ApiError(409, "conflict", "The tax rate changed concurrently; retry.")
 
 
@@ -58,12 +69,16 @@ async def update_tax_rate(session: AsyncSession, request: Request, ref: str, dat
     if t is None:
         raise ApiError(404, "not_found", f"Tax rate {ref!r} was not found.")
     check_version(request, t.version, data.version)
-    if t.rate_bp != data.rate_bp:
+    changed = t.rate_bp != data.rate_bp
+    if changed:
         t.rate_bp = data.rate_bp
         t.version += 1
         t.updated_at = clock.now()
     await session.flush()
-    return render_tax_rate(t)
+    rendered = render_tax_rate(t)
+    if changed:
+        await emit(session, "tax_rate.updated", rendered)
+    return rendered
 
 
 async def list_tax_rates(session: AsyncSession, page: PageParams, country: str | None = None) -> dict:

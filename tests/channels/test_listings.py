@@ -381,6 +381,15 @@ async def test_a_page_is_a_constant_number_of_statements(client, admin, m, moved
     print("statements per page", {k: v for k, v in counts.items() if k[2] == 5})
 
 
+async def test_an_updated_since_older_than_the_event_retention_resends_the_channel(client, m, moved_clock):
+    """Removed prices and price list changes are known from the outbox, which keeps events
+    EVENTS_RETENTION_DAYS (30): an updated_since older than that gets the whole channel."""
+    clock.advance(timedelta(days=40))  # nothing changed in the last 40 days
+    everything = set(by_sku((await walk(client, m.marketplace, m.market))[0]))
+    assert await since(client, m, (clock.now() - timedelta(days=25)).isoformat()) == set()
+    assert await since(client, m, (clock.now() - timedelta(days=35)).isoformat()) == everything
+
+
 # --------------------------------------------------------------------------- who may read it, bad input
 
 async def test_who_may_read_which_feed(client, admin, m):

@@ -198,6 +198,7 @@ COLUMNS: dict[str, list[str]] = {
     "catalog_imports.attempts": [],
     "events.tx": [], "webhook_deliveries.attempts": [], "webhook_deliveries.max_attempts": [],
     "webhook_deliveries.last_status_code": [], "webhook_deliveries.last_latency_ms": [],
+    "event_retention.id": [], "event_retention.tx": [],
 }
 VERSIONED = ("ChannelUpdate", "LocationUpdate", "ProductUpdate", "VariantCreate", "VariantUpdate", "PriceListUpdate",
              "TaxRateUpdate", "PromotionUpdate", "CartUpdate", "CustomerUpdate")

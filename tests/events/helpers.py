@@ -53,6 +53,9 @@ async def tail(client, headers=None) -> str:
         _blind["h"] = auth(await make_key("dropshipper", location=loc))
     params = {"limit": 1, **({"cursor": _blind["c"]} if "c" in _blind else {})}
     r = await client.get("/v1/events", headers=_blind["h"], params=params)
+    if r.status_code == 410:  # a retention test deleted events after the last end found: go on from there
+        params["cursor"] = r.json()["cursor"]
+        r = await client.get("/v1/events", headers=_blind["h"], params=params)
     assert r.status_code == 200, r.text
     assert r.json()["data"] == [] and not r.json()["has_more"]
     _blind["c"] = r.json()["next_cursor"]

@@ -1,4 +1,3 @@
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,6 +19,7 @@ from app.core.db import get_session
 from app.core.errors import ApiError
 from app.core.pagination import PageParams, page_params
 from app.core.responses import created, json_response
+from app.core.schemas import parse_timestamp
 from app.pricing import shelf
 
 # Catalog answers depend only on the catalog tables, the caller's visibility and (priced
@@ -75,24 +75,6 @@ def _text(name: str, value: str | None) -> str | None:
     return value
 
 
-def _timestamp(name: str, value: str | None) -> datetime | None:
-    """RFC 3339 (a date alone, or a time without offset, is taken as UTC)."""
-    if value is None:
-        return None
-    raw = value.strip()
-    day, sep, time = raw.partition("T")
-    if sep:  # an unencoded '+' of the offset arrives as a space
-        raw = day + "T" + time.replace(" ", "+")
-    try:
-        ts = datetime.fromisoformat(raw.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(422, "validation_error", f"{name} must be an RFC 3339 timestamp like 2026-01-31T12:00:00Z.",
-                       errors=[{"field": name, "message": "Not an RFC 3339 timestamp."}]) from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC)
-
-
 @router.post("/v1/products", status_code=201, response_model=ProductOut, summary="Create a product with its variants")
 async def create_product(body: ProductCreate, session: Session, _: Principal = Depends(ADMIN)):
     product = await service.create_product(session, body)
@@ -117,7 +99,7 @@ async def list_products(
     channel = _text("channel", channel) or None
     result = await service.list_products(
         session, who, page, q=_text("q", q) or None, category=_text("category", category) or None, status=status,
-        channel=channel, type=type, updated_since=_timestamp("updated_since", updated_since),
+        channel=channel, type=type, updated_since=parse_timestamp("updated_since", updated_since),
     )
     await _priced(request, session, who, channel, customer_group, products=result["data"])
     return json_response(result)

@@ -47,7 +47,6 @@ levels — rather than from every variant), the SKUs' catalog facts (cached per 
 come from caches dropped when their tables change.
 """
 import base64
-import os
 from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -111,9 +110,9 @@ E = Event.__table__
 def watermark_lag() -> timedelta:
     """How far `as_of` stays behind the start of a walk: longer than any write transaction
     takes from stamping `updated_at` (the app's clock) to its COMMIT, so that a change still
-    committing when the walk began is later than `as_of` and comes in the next pull. Env
+    committing when the walk began is later than `as_of` and comes in the next pull. Setting
     LISTINGS_WATERMARK_LAG_SECONDS (default 60)."""
-    return timedelta(seconds=float(os.environ.get("LISTINGS_WATERMARK_LAG_SECONDS", "60")))
+    return timedelta(seconds=get_settings().listings_watermark_lag_seconds)
 
 
 # --------------------------------------------------------------------------- the cursor

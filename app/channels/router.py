@@ -13,6 +13,7 @@ from app.core.db import get_session
 from app.core.errors import not_found
 from app.core.pagination import PageParams, apply_page, page_params, page_result
 from app.core.responses import created, json_response
+from app.core.schemas import parse_timestamp
 
 # Channel answers depend only on the channels table and the caller's binding.
 cache.cache_responses("/v1/channels", "channels")
@@ -68,9 +69,7 @@ async def list_listings(
         f"Page size (default {listings.DEFAULT_LIMIT}, max {listings.MAX_LIMIT}: a bulk feed)"))] = listings.DEFAULT_LIMIT,
     who: Principal = Depends(LISTING_READERS),
 ):
-    from app.catalog.router import _timestamp  # the API's one RFC 3339 reading
-
     who.channel_or_404(ref)
-    since = _timestamp("updated_since", updated_since)
+    since = parse_timestamp("updated_since", updated_since)
     channel = await listings.channel_for(session, ref)
     return json_response(await listings.listings(session, channel, updated_since=since, cursor=cursor, limit=limit))

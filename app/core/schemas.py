@@ -1,4 +1,6 @@
-"""Base classes and field types for request and response bodies."""
+"""Base classes and field types for request and response bodies, and the API's one reading of
+an RFC 3339 timestamp in a query parameter."""
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
@@ -108,3 +110,24 @@ class Address(Input):
     country: Country
     lat: Lat | None = None
     lon: Lon | None = None
+
+
+def parse_timestamp(name: str, value: str | None) -> datetime | None:
+    """A query parameter's RFC 3339 timestamp as UTC (a date alone, or a time without offset, is
+    taken as UTC); 422 validation_error naming `name` otherwise."""
+    from app.core.errors import ApiError
+
+    if value is None:
+        return None
+    raw = value.strip()
+    day, sep, time = raw.partition("T")
+    if sep:  # an unencoded '+' of the offset arrives as a space
+        raw = day + "T" + time.replace(" ", "+")
+    try:
+        ts = datetime.fromisoformat(raw.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, "validation_error", f"{name} must be an RFC 3339 timestamp like 2026-01-31T12:00:00Z.",
+                       errors=[{"field": name, "message": "Not an RFC 3339 timestamp."}]) from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC)

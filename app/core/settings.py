@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     inline_worker: bool = False
     webhook_timeout_seconds: float = 5.0
     webhook_max_attempts: int = 8
+    # the listing feed's as_of lies this far behind the walk's start, for writes still committing
+    # then (app/channels/listings.py)
+    listings_watermark_lag_seconds: float = 60.0
     # webhook receivers on loopback and private networks (10/8, 172.16/12, 192.168/16, fc00::/7):
     # refused unless true (development, tests); link-local / metadata addresses always are
     webhook_allow_private_urls: bool = False

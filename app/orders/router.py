@@ -12,6 +12,7 @@ from app.core.errors import ApiError
 from app.core.idempotency import mark_secret
 from app.core.pagination import PageParams, page_params
 from app.core.responses import created, json_response
+from app.core.schemas import parse_timestamp
 from app.customers import audit, service as customers
 from app.orders import carts, checkout, views
 from app.orders.dependencies import CART_ROLES, ORDER_READERS, ORDER_WRITERS
@@ -26,11 +27,7 @@ CUSTOMER_ORDER_READERS = require("storefront", "pos")
 
 
 def _created_since(value: str | None):
-    if value is None:
-        return None
-    from app.catalog.router import _timestamp
-
-    return _timestamp("created_since", value)
+    return parse_timestamp("created_since", value)
 
 
 # --------------------------------------------------------------------------- carts

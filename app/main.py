@@ -53,6 +53,7 @@ ROUTER_MODULES = (
     "app.channels.router",
     "app.locations.router",
     "app.catalog.router",
+    "app.imports.router",  # POST /v1/catalog/import, GET /v1/catalog/imports/{id}: right after the catalog's
     "app.inventory.router",
     "app.pricing.router",
     "app.customers.router",

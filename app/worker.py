@@ -54,7 +54,7 @@ def _load_jobs() -> None:
     import importlib
 
     for mod in ("app.inventory.jobs", "app.orders.jobs", "app.payments.jobs", "app.returns.jobs",
-                "app.catalog.import_jobs", "app.events.delivery", "app.events.retention"):
+                "app.imports.jobs", "app.events.delivery", "app.events.retention"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

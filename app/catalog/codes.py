@@ -67,6 +67,17 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def checked_text(name: str, value: str | None) -> str | None:
+    """A query or path value as given, or 422 validation_error naming `name` (see text_problem)."""
+    from app.core.errors import ApiError
+
+    if value is not None:
+        problem = text_problem(value)
+        if problem:
+            raise ApiError(422, "validation_error", f"{name}: {problem}", errors=[{"field": name, "message": problem}])
+    return value
+
+
 def like_pattern(value: str) -> str:
     """A LIKE pattern matching `value` as a literal substring (escape character: backslash)."""
     escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,7 +1,8 @@
 """The catalog part of `POST /v1/catalog/import`: prepared rows -> products and variants.
 
 Upsert by sku, set-based. Files are read by app/catalog/import_formats.py and validated by
-import_rows.py; the use case, inline or as a job, is import_jobs.py. Per chunk of rows:
+import_rows.py; the use case, inline or as a job, is app/imports/jobs.py (above the catalog: it
+also writes prices and stock, through `Extras`). Per chunk of rows:
 1. load what exists in a few bulk queries (variants by sku in any case, products by handle/id,
    gtin owners, channels, bundle components), 5,000 keys per IN list;
 2. decide in Python, per product group (rows sharing `product_handle`), what is

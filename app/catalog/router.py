@@ -5,11 +5,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app.auth.principal import ADMIN, Principal, require
-from app.catalog import import_jobs, importer, service
-from app.catalog.import_formats import content_kind
-from app.catalog.import_rows import ImportOptions
+from app.catalog import service
 from app.catalog.checks import check_gtins
-from app.catalog.codes import text_problem
+from app.catalog.codes import checked_text
 from app.catalog.schemas import (
     CategoryList, ProductArchivedOut, ProductCreate, ProductList, ProductOut, ProductType, ProductUpdate, Status,
     VariantCreate, VariantDetailOut, VariantUpdate,
@@ -64,15 +62,7 @@ def _own_channel(who: Principal, channel: str | None) -> str | None:
     """A bound key naming a channel for a single read: its own or not found."""
     if channel is not None and not who.is_admin:
         who.channel_or_404(channel, "Channel")
-    return _text("channel", channel) or None
-
-
-def _text(name: str, value: str | None) -> str | None:
-    if value is not None:
-        problem = text_problem(value)
-        if problem:
-            raise ApiError(422, "validation_error", f"{name}: {problem}", errors=[{"field": name, "message": problem}])
-    return value
+    return checked_text("channel", channel) or None
 
 
 @router.post("/v1/products", status_code=201, response_model=ProductOut, summary="Create a product with its variants")
@@ -96,9 +86,9 @@ async def list_products(
     customer_group: Annotated[str | None, CUSTOMER_GROUP] = None,
     who: Principal = Depends(READER),
 ):
-    channel = _text("channel", channel) or None
+    channel = checked_text("channel", channel) or None
     result = await service.list_products(
-        session, who, page, q=_text("q", q) or None, category=_text("category", category) or None, status=status,
+        session, who, page, q=checked_text("q", q) or None, category=checked_text("category", category) or None, status=status,
         channel=channel, type=type, updated_since=parse_timestamp("updated_since", updated_since),
     )
     await _priced(request, session, who, channel, customer_group, products=result["data"])
@@ -133,7 +123,7 @@ async def update_product(ref: str, body: ProductUpdate, request: Request, sessio
                            "`referenced_by` ({what: [sku…]}). Deleting an archived, referenced product again changes "
                            "nothing.")
 async def delete_product(ref: str, request: Request, session: Session, _: Principal = Depends(ADMIN)):
-    archived = await service.delete_product(session, request, _text("ref", ref))
+    archived = await service.delete_product(session, request, checked_text("ref", ref))
     if archived is None:
         return Response(status_code=204)
     return json_response(archived, version=archived["version"])
@@ -171,7 +161,7 @@ async def lookup_variant(
     if gtin is not None:
         check_gtins([("gtin", gtin)])
     channel = _own_channel(who, channel)
-    variant = await service.find_variant(session, who, sku=_text("sku", sku), gtin=gtin)
+    variant = await service.find_variant(session, who, sku=checked_text("sku", sku), gtin=gtin)
     await _priced(request, session, who, channel, customer_group, variant=variant)
     return json_response(variant, version=variant["version"])
 
@@ -182,7 +172,7 @@ async def get_variant(
     customer_group: Annotated[str | None, CUSTOMER_GROUP] = None, who: Principal = Depends(READER),
 ):
     channel = _own_channel(who, channel)
-    variant = await service.find_variant(session, who, ref=_text("ref", ref[:200]))
+    variant = await service.find_variant(session, who, ref=checked_text("ref", ref[:200]))
     await _priced(request, session, who, channel, customer_group, variant=variant)
     return json_response(variant, version=variant["version"])
 
@@ -190,83 +180,12 @@ async def get_variant(
 @router.patch("/v1/variants/{ref:path}", response_model=VariantDetailOut,
               summary="Update a variant (If-Match: the product's version; the sku is fixed)")
 async def update_variant(ref: str, body: VariantUpdate, request: Request, session: Session, _: Principal = Depends(ADMIN)):
-    variant = await service.update_variant(session, request, _text("ref", ref), body)
+    variant = await service.update_variant(session, request, checked_text("ref", ref), body)
     return json_response(variant, version=variant["version"])
 
 
 @router.delete("/v1/variants/{ref:path}", status_code=204,
                summary="Delete a variant (not one a bundle contains or other records refer to; not a product's last)")
 async def delete_variant(ref: str, request: Request, session: Session, _: Principal = Depends(ADMIN)):
-    await service.delete_variant(session, request, _text("ref", ref))
+    await service.delete_variant(session, request, checked_text("ref", ref))
     return Response(status_code=204)
-
-
-IMPORT_BODY = {
-    "required": True,
-    "content": {
-        "application/x-ndjson": {"schema": {"type": "string"}, "example":
-            '{"sku": "TS-BLK-M", "product_handle": "organic-tee", "product_title": "Organic Tee", '
-            '"options": {"size": "M", "colour": "black"}, "gtin": "4006381333931", "status": "active", '
-            '"channels": ["web-de"]}\n'},
-        "text/csv": {"schema": {"type": "string"}, "example":
-            "sku,product_handle,product_title,option.size,option.colour,gtin,status,channels\n"
-            "TS-BLK-M,organic-tee,Organic Tee,M,black,4006381333931,active,web-de|pos-de\n"},
-    },
-}
-
-
-IMPORT_DESCRIPTION = """
-One variant a row, upserted by `sku`; idempotent; per-row errors without rejecting the good rows.
-
-* **Formats**: NDJSON, our CSV (`option.<name>`, `attr.<name>`, `product_attr.<name>` columns;
-  pipe-separated `channels` and `components`), and Shopify's product CSV export as it is
-  (detected by its header: Handle, Title, Option1 Name/Value, Variant SKU, Variant Barcode,
-  Variant Price, Variant Grams, Variant Inventory Qty, Status …; the rows of one Handle are one
-  product). The answer's `format` says which was read.
-* **Price and stock**: `price` (a decimal in the list's currency, "19.99") goes into the price
-  list of the row's `price_list` or `?price_list=`; `stock` sets the on-hand count at the row's
-  `location` or `?location=` (a `count` movement in the stock ledger). Shopify's Variant Price
-  and Variant Inventory Qty are read when the query names the list and location.
-* **Unknown columns** are not imported and are listed once in `unknown_columns`.
-* **Size**: a file of at most IMPORT_INLINE_MAX_ROWS rows (default 5,000) is answered `200` with
-  the counts. A larger one, or any with `Prefer: respond-async`, is answered `202 Accepted` with
-  `Location: /v1/catalog/imports/{id}`: it runs in the background, chunk by chunk, each chunk
-  committed on its own (poll for status, progress and errors). At most 50 MB and 200,000 rows.
-"""
-
-
-@router.post("/v1/catalog/import", response_model=import_jobs.ImportResult, openapi_extra={"requestBody": IMPORT_BODY},
-             responses={202: {"model": import_jobs.ImportJobOut,
-                              "description": "A large file, queued as a job: poll `Location` (GET /v1/catalog/imports/{id})."}},
-             summary="Bulk upsert variants by sku from NDJSON, CSV or a Shopify export (per-row errors; idempotent)",
-             description=IMPORT_DESCRIPTION)
-async def import_catalog(
-    request: Request, session: Session,
-    price_list: Annotated[str | None, Query(max_length=100, description="Price list (code) of the `price` column")] = None,
-    location: Annotated[str | None, Query(max_length=100, description="Location (code) of the `stock` column")] = None,
-    who: Principal = Depends(ADMIN),
-):
-    kind = content_kind(request.headers.get("content-type"))
-    too_large = ApiError(413, "payload_too_large", f"An import is at most {importer.MAX_BYTES // (1024 * 1024)} MB; split the file.")
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > importer.MAX_BYTES:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > importer.MAX_BYTES:
-            raise too_large
-        chunks.append(chunk)
-    options = ImportOptions(price_list=_text("price_list", price_list) or None, location=_text("location", location) or None)
-    force_job = "respond-async" in request.headers.get("prefer", "").lower()
-    status, answer = await import_jobs.submit(session, b"".join(chunks), kind, options, api_key_id=who.key_id,
-                                              force_job=force_job)
-    if status == 202:
-        return json_response(answer, 202, headers={"Location": f"/v1/catalog/imports/{answer['id']}", "Retry-After": "1"})
-    return json_response(answer)
-
-
-@router.get("/v1/catalog/imports/{import_id}", response_model=import_jobs.ImportJobOut,
-            summary="A background catalog import: status, progress, per-row errors")
-async def get_import(import_id: str, session: Session, _: Principal = Depends(ADMIN)):
-    return json_response(await import_jobs.get(session, _text("import_id", import_id[:100])))

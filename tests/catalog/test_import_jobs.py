@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import select, update
 
 from app import worker
-from app.catalog import import_formats, import_jobs, import_rows, importer
-from app.catalog.import_models import CatalogImport
+from app.catalog import import_formats, import_rows, importer
 from app.core import clock
 from app.core.db import sessionmaker, unit_of_work
 from app.core.errors import ApiError
 from app.core.settings import get_settings
+from app.imports import jobs as import_jobs
+from app.imports.models import CatalogImport
 from tests.catalog.builders import gtin
 from tests.catalog.test_import_columns import create_price_list, prices
 from tests.conftest import Server, auth, make_key

@@ -1,8 +1,9 @@
 """The `price` and `stock` columns of a catalog import: a retailer's first load in one file.
 
-This is the one part of the import that reaches past the catalog: it is the import use case
-calling the pricing and inventory services (which themselves build on the catalog), not the
-catalog depending on them; nothing below `app.catalog.import_*` imports it.
+This is the part of the import that reaches past the catalog: the import use case (app/imports/,
+above catalog, pricing and inventory) calling the pricing and inventory services, which
+themselves build on the catalog. The catalog's upsert (app/catalog/importer.py) only sees it
+through its `Extras` protocol; nothing in app/catalog imports it.
 
 * price: upserted into the price list named by the row's `price_list` or `?price_list=` (by
   code), through `pricing.put_prices` (one call per list and chunk: the list's version goes up

@@ -1,5 +1,7 @@
 """Catalog import jobs: a large `POST /v1/catalog/import` runs in the background.
 
+The table keeps its name, `catalog_imports`, and its migration (0014_catalog_imports.py).
+
 The uploaded file is kept in `payload` (at most importer.MAX_BYTES, 50 MB: a bytea / BLOB column
 holds that comfortably) until the job ends, then set to NULL. Progress and the (bounded)
 per-row errors are written with every committed chunk of rows, so `GET

@@ -1,5 +1,9 @@
 """`POST /v1/catalog/import` as a use case: small files answered inline, large ones as a job.
 
+The use case composes the catalog's bulk upsert (app/catalog/importer.py, fed by import_formats.py
+and import_rows.py) with the pricing and inventory services (stock_prices.py): it lives above
+all three, in app/imports/, so that the catalog never imports pricing or inventory.
+
 `submit` reads the file in a worker thread (parsing and validation never run on the event
 loop). A file of at most IMPORT_INLINE_MAX_ROWS rows (setting `import_inline_max_rows`,
 default 5,000) is written in the request's transaction (chunk by chunk, so no stretch of
@@ -39,8 +43,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog import import_formats as formats
 from app.catalog import import_rows, importer
 from app.catalog.import_rows import ImportOptions
-from app.catalog.import_models import CatalogImport
-from app.catalog.import_stock_prices import StockAndPrices
 from app.core import clock
 from app.core.db import on_commit, unit_of_work
 from app.core.errors import ApiError
@@ -48,11 +50,13 @@ from app.core.ids import new_id
 from app.core.responses import rfc3339
 from app.core.settings import get_settings
 from app.core.transaction import unavailable_problem
+from app.imports.models import CatalogImport
+from app.imports.stock_prices import StockAndPrices
 from app.inventory import service as inventory
 from app.pricing import service as pricing
 from app.worker import periodic
 
-log = logging.getLogger("app.catalog.import")
+log = logging.getLogger("app.catalog.import")  # the name operators know (it predates app/imports)
 CI = CatalogImport.__table__
 MAX_ATTEMPTS = 3
 INLINE_REFERENCE = "catalog-import"  # the stock ledger's reference of inline imports (jobs: their id)

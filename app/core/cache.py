@@ -37,9 +37,11 @@ _COMMITTED_KEY = "uc_committed_topics"
 class Cache:
     """A dict of values that depend on `topics`, with a generation counter (see the module docstring)."""
 
-    def __init__(self, *topics: str, max_entries: int = 100_000):
+    def __init__(self, *topics: str, max_entries: int = 100_000, max_bytes: int | None = None):
         self.topics = topics
         self.max_entries = max_entries
+        self.max_bytes = max_bytes  # with `size` given to put: a bound on what the values weigh
+        self.bytes = 0
         self.data: dict[Any, Any] = {}
         self.generation = 0
         for topic in topics:
@@ -56,19 +58,25 @@ class Cache:
         topics = conn.sync_connection.info.get(_TOPICS_KEY) if conn.sync_connection is not None else None
         return bool(topics) and not topics.isdisjoint(self.topics)
 
-    def put(self, key: Any, value: Any, generation: int, conn=None) -> None:
+    def put(self, key: Any, value: Any, generation: int, conn=None, size: int = 0) -> None:
         """Keep `value` if nothing changed since `generation` was read (before the database read),
         and it was not read by a transaction that changed these tables itself (`conn`): another
-        request must never see what may still be rolled back."""
+        request must never see what may still be rolled back. Full (entries, or `size`s adding up
+        past max_bytes): emptied first, the simplest bound that never grows."""
         if generation != self.generation or not bus.usable() or (conn is not None and self.dirty(conn)):
             return
-        if len(self.data) >= self.max_entries:
+        if self.max_bytes is not None and size > self.max_bytes // 16:
+            return  # one answer never takes a large share of the budget
+        if len(self.data) >= self.max_entries or (self.max_bytes is not None and self.bytes + size > self.max_bytes):
             self.data.clear()
+            self.bytes = 0
         self.data[key] = value
+        self.bytes += size
 
     def clear(self) -> None:
         self.generation += 1
         self.data.clear()
+        self.bytes = 0
 
 
 _CACHES: dict[str, list[Cache]] = {}
@@ -258,6 +266,9 @@ bus = Bus()
 _RESPONSE_ROUTES: list[tuple[str, Cache]] = []
 
 
+RESPONSE_CACHE_MAX_BYTES = 64 * 1024 * 1024  # per collection: the memory whole answers may take
+
+
 def cache_responses(collection: str, *topics: str, max_entries: int = 5_000) -> None:
     """Whole GET answers of `collection` and of `collection/{ref}` (status 200; nothing deeper,
     so a later `collection/{ref}/something` is never caught) are kept per (path, query, who may
@@ -265,7 +276,7 @@ def cache_responses(collection: str, *topics: str, max_entries: int = 5_000) -> 
     tables and on the caller's role and binding (the catalog: status and channel visibility),
     and on the clock only through a moment the route names: an answer whose request state has
     `cache_until` (a datetime of app.core.clock) is served from memory only before then."""
-    _RESPONSE_ROUTES.append((collection, Cache(*topics, max_entries=max_entries)))
+    _RESPONSE_ROUTES.append((collection, Cache(*topics, max_entries=max_entries, max_bytes=RESPONSE_CACHE_MAX_BYTES)))
 
 
 def _response_cache(path: str) -> Cache | None:
@@ -319,7 +330,7 @@ class ResponseCacheMiddleware:
                     headers.append((b"content-length", str(len(body)).encode()))
                     # an answer that depends on time says until when it holds (state "cache_until")
                     until = scope.get("state", {}).get("cache_until")
-                    store.put(key, (200, headers, body, until), generation)
+                    store.put(key, (200, headers, body, until), generation, size=len(body))
                     await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
                     await send({"type": "http.response.body", "body": body})
 

@@ -152,3 +152,25 @@ async def test_a_transaction_never_fills_a_cache_with_what_it_wrote_itself(clien
         assert (await client.get(f"/v1/channels/{ch}", headers=admin)).json()["name"] == "Test web"
         await s.rollback()
     assert (await client.get(f"/v1/channels/{ch}", headers=admin)).json()["name"] == "Test web"
+
+
+def test_whole_answers_are_bounded_in_bytes_too():
+    from app.core.cache import Cache, bus
+
+    store = Cache("test_bytes_topic", max_entries=1_000, max_bytes=1_600)
+    usable, bus.usable = bus.usable, lambda: True  # a cache that can hear changes (no database here)
+    try:
+        for i in range(10):
+            store.put(("page", i), b"x" * 100, store.generation, size=100)
+        assert len(store.data) == 10 and store.bytes == 1_000
+        store.put(("big", 0), b"x" * 101, store.generation, size=101)  # over 1/16 of the budget: not kept
+        assert ("big", 0) not in store.data and store.bytes == 1_000
+        for i in range(10, 16):
+            store.put(("page", i), b"x" * 100, store.generation, size=100)
+        assert store.bytes == 1_600 and len(store.data) == 16
+        store.put(("page", 16), b"x" * 100, store.generation, size=100)  # past the budget: emptied first
+        assert list(store.data) == [("page", 16)] and store.bytes == 100
+        store.clear()
+        assert store.data == {} and store.bytes == 0
+    finally:
+        bus.usable = usable

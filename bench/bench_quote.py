@@ -67,7 +67,7 @@ def promotions_sparse(rng: random.Random) -> list[dict]:
 
 
 def engine_inputs(rng: random.Random, spec=promotions_spec):
-    from app.pricing import engine
+    from app.pricing import engine, promotion_rules
 
     ctx = engine.Context("bench-web", "EUR", True, datetime.now(UTC))
     facts = {s: engine.SkuFacts(s, "standard", CATEGORIES[i % len(CATEGORIES)]) for i, s in enumerate(SKUS)}
@@ -76,7 +76,8 @@ def engine_inputs(rng: random.Random, spec=promotions_spec):
     promos = []
     for p in spec(rng):
         promos.append(engine.Promotion(
-            code=p["code"], type=p["type"], params=engine.normalize_params(p["type"], p["params"]), name=p["name"],
+            code=p["code"], type=p["type"], name=p["name"],
+            params=promotion_rules.normalize_params(p["type"], p["params"]),
             skus=frozenset(p["skus"]) if p.get("skus") else None,
             categories=tuple(p["categories"]) if p.get("categories") else None,
             priority=p["priority"], stackable=p["stackable"]))

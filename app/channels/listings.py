@@ -69,7 +69,7 @@ from app.core.sql import in_param
 from app.events.models import Event
 from app.inventory import service as inventory
 from app.locations.models import Location
-from app.pricing import engine, shelf
+from app.pricing import resolution, shelf
 from app.pricing.models import PriceEntry, Promotion, TaxRate
 from app.pricing.reference import reference_data
 
@@ -290,8 +290,8 @@ async def listings(session: AsyncSession, channel: Any, *, updated_since: dateti
 
     ref = await reference_data(session)
     taking_part = {code for code, pl in ref.price_lists.items()
-                   if pl.customer_group is None and engine.takes_part(pl, channel.code, channel.currency,
-                                                                       tuple(channel.price_lists or ()))}
+                   if pl.customer_group is None and resolution.takes_part(pl, channel.code, channel.currency,
+                                                                           tuple(channel.price_lists or ()))}
     list_ids = sorted(i for i, code in ref.list_code.items() if code in taking_part)
     loc_ids, locations_at = await sell_from(conn, channel)
     i = bisect_right(ref.changes, now)

@@ -1,6 +1,6 @@
 """What an order's payment should do next, from what was fulfilled and cancelled: a pure function.
 
-Units carry their exact share of their line's total (pricing.engine.refund_for_units): the
+Units carry their exact share of their line's total (pricing.money.refund_for_units): the
 first k units of a line are worth floor(total·k/q), so the fulfilled units (counted from the
 front) and the cancelled ones (from the back) of a line add up to its total to the cent.
 

@@ -4,27 +4,17 @@ No database, no I/O, no clock: `quote()` takes the price data, the promotions, t
 context (channel, currency, customer group, coupons, *now*) and the lines, and returns
 the priced basket. The service layer loads those inputs in a few set-based statements.
 
+This module holds the engine's inputs and outputs, the promotions (which apply, what each takes
+off, which combination is kept) and the quote. Beside it, as pure:
+* `money.py`            the integer arithmetic: half-up division, exact allocation, tax, refunds;
+* `resolution.py`       which price list prices a SKU (`applicable_lists`, `resolve_prices`);
+* `promotion_rules.py`  a promotion's params (spellings, validation, defaults) and conflicts.
+
 All amounts are integers in minor units; rates and percentages are basis points
 (1900 = 19 %). Rounding is half-up, per line.
 
-Price resolution (`resolve_prices`)
------------------------------------
-A price list applies to a quote when its currency is the channel's, it is active and valid
-at *now* (`valid_from <= now < valid_to`), the channel is in its `channels` or the list is
-named in the channel's `price_lists` (either is enough: `takes_part`), and its
-`customer_group` is empty or the customer's. For each SKU the applicable lists are ranked
-(`rank_lists`):
-1. lists for the customer's group before general lists (loyalty prices beat retail);
-2. inside each of those two sets, the lists named in the channel's `price_lists` keep that
-   order, and each list the channel does not name is merged in by `priority`: it goes ahead
-   of the first named list whose priority is lower than its own (so a sale list with a higher
-   priority that names the channel wins without editing the channel; with equal priorities
-   the channel's lists come first);
-3. lists the channel does not name, among themselves: higher `priority` first;
-4. `code` (a stable tie-break).
-The first list that has a price for the SKU wins; inside it, the tier with the greatest
-`min_quantity` not above the basket's total quantity of that SKU. No price -> the SKU
-is reported (the API answers 422 `no_price`).
+Each line's unit price is `resolution.resolve_prices`'s (the rules are in `resolution.py`); a
+SKU without a price is reported (the API answers 422 `no_price`).
 
 Promotions
 ----------
@@ -66,10 +56,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+
+from app.pricing.money import BP, allocate, allocate_bundle, allocate_capped, div_half_up, tax_of
+from app.pricing.resolution import _valid, base_prices, resolve_prices
 
 PROMOTION_TYPES = ("buy_x_pay_y", "tiered_percent", "percent_off", "amount_off", "bundle_price")
-BP = 10_000
 
 
 class PricingError(Exception):
@@ -80,90 +71,6 @@ class PricingError(Exception):
         self.code = code
         self.detail = detail
         self.errors = errors or []
-
-
-# --------------------------------------------------------------------------- arithmetic
-
-def div_half_up(numerator: int, denominator: int) -> int:
-    """round(numerator / denominator), halves away from zero; exact on integers."""
-    if denominator <= 0:
-        raise ValueError("denominator must be positive")
-    if numerator >= 0:
-        return (2 * numerator + denominator) // (2 * denominator)
-    return -((-2 * numerator + denominator) // (2 * denominator))
-
-
-def allocate(total: int, weights: Sequence[int]) -> list[int]:
-    """Split `total` over `weights` proportionally; the parts are integers that add up to `total`
-    exactly (largest remainder; equal remainders go to the earlier weight). All-zero weights
-    split evenly."""
-    n = len(weights)
-    if n == 0:
-        if total:
-            raise ValueError("nothing to allocate to")
-        return []
-    wsum = sum(weights)
-    if wsum <= 0:
-        weights = [1] * n
-        wsum = n
-    sign = -1 if total < 0 else 1
-    t = abs(total)
-    parts = [t * w // wsum for w in weights]
-    left = t - sum(parts)
-    if left:
-        order = sorted(range(n), key=lambda i: (-((t * weights[i]) % wsum), i))
-        for i in order[:left]:
-            parts[i] += 1
-    return [sign * p for p in parts]
-
-
-def allocate_capped(total: int, weights: Sequence[int], caps: Sequence[int]) -> list[int]:
-    """Like `allocate`, but no part exceeds its cap (the amount left on a line); the overflow is
-    re-spread over the lines with room. `total` must not exceed sum(caps)."""
-    parts = allocate(total, weights)
-    while True:
-        over = sum(max(0, p - c) for p, c in zip(parts, caps))
-        if not over:
-            return parts
-        parts = [min(p, c) for p, c in zip(parts, caps)]
-        room = [c - p for p, c in zip(parts, caps)]
-        extra = allocate(over, room)
-        parts = [p + e for p, e in zip(parts, extra)]
-
-
-def allocate_bundle(total: int, components: Sequence[tuple[str, int, int]]) -> list[dict]:
-    """A bundle line's amount spread over its components (returns and reports need it).
-
-    components: (sku, quantity, weight) with weight = the component's own price × quantity
-    (0 when it has none: then by quantity). Returns [{sku, quantity, allocated}] adding up to
-    `total` exactly."""
-    weights = [w for _, _, w in components]
-    if not any(weights):
-        weights = [q for _, q, _ in components]
-    parts = allocate(total, weights)
-    return [{"sku": s, "quantity": q, "allocated": a} for (s, q, _), a in zip(components, parts)]
-
-
-def refund_for_units(line_total: int, line_tax: int, quantity: int, already_returned: int, returning: int) -> tuple[int, int]:
-    """What returning `returning` more units of a line refunds: (amount, tax included in it).
-
-    Each unit carries its exact share of the line total (its unit price less its share of every
-    discount, plus tax as charged): unit k's share is floor(total·k/q) − floor(total·(k−1)/q), so
-    refunding every unit, in any number of returns, refunds the line total to the cent."""
-    if quantity <= 0 or returning < 0 or already_returned < 0 or already_returned + returning > quantity:
-        raise ValueError("invalid return quantity")
-    a, b = already_returned, already_returned + returning
-    amount = line_total * b // quantity - line_total * a // quantity
-    tax = line_tax * b // quantity - line_tax * a // quantity
-    return amount, tax
-
-
-def tax_of(total: int, rate_bp: int, prices_include_tax: bool) -> int:
-    if rate_bp <= 0 or total <= 0:
-        return 0
-    if prices_include_tax:
-        return div_half_up(total * rate_bp, BP + rate_bp)
-    return div_half_up(total * rate_bp, BP)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -277,78 +184,6 @@ class QuoteResult:
             "promotions": self.promotions, "coupons": self.coupons,
         }
 
-
-# --------------------------------------------------------------------------- price resolution
-
-def _valid(now: datetime, start: datetime | None, end: datetime | None) -> bool:
-    return (start is None or start <= now) and (end is None or now < end)
-
-
-def takes_part(pl: PriceList, channel: str, currency: str, channel_price_lists: Sequence[str]) -> bool:
-    """A list takes part in a channel's resolution when it is in the channel's currency and names
-    the channel in its `channels` or the channel names it in its `price_lists` (neither needs
-    the other)."""
-    return pl.currency == currency and (channel in pl.channels or pl.code in channel_price_lists)
-
-
-def rank_lists(lists: Iterable[PriceList], channel_price_lists: Sequence[str]) -> list[PriceList]:
-    """`lists` (all taking part in one channel) in resolution order (see the module doc):
-    customer-group lists before general ones; inside each, the channel's `price_lists` in their
-    order with the lists it does not name merged in by priority (such a list goes ahead of the
-    first named list whose priority is lower than its own); those among themselves by priority,
-    then code. Customer-group lists of different groups never meet in one quote: they are
-    listed by group code."""
-    position = {code: i for i, code in enumerate(channel_price_lists)}
-    groups: dict[str | None, list[PriceList]] = {}
-    for pl in lists:
-        groups.setdefault(pl.customer_group, []).append(pl)
-    out: list[PriceList] = []
-    for group in sorted(groups, key=lambda g: (g is None, g or "")):
-        members = groups[group]
-        named = sorted((pl for pl in members if pl.code in position), key=lambda pl: position[pl.code])
-        others = sorted((pl for pl in members if pl.code not in position), key=lambda pl: (-pl.priority, pl.code))
-        i = 0
-        for pl in named:
-            while i < len(others) and others[i].priority > pl.priority:
-                out.append(others[i])
-                i += 1
-            out.append(pl)
-        out.extend(others[i:])
-    return out
-
-
-def applicable_lists(ctx: Context, lists: Iterable[PriceList]) -> list[PriceList]:
-    """The price lists that apply to this quote, best first (see the module doc)."""
-    return rank_lists(
-        (pl for pl in lists
-         if pl.active and _valid(ctx.now, pl.valid_from, pl.valid_to)
-         and takes_part(pl, ctx.channel, ctx.currency, ctx.channel_price_lists)
-         and (pl.customer_group is None or pl.customer_group == ctx.customer_group)),
-        ctx.channel_price_lists)
-
-
-def resolve_prices(ctx: Context, lists: Iterable[PriceList], prices: Iterable[Price],
-                   quantities: dict[str, int]) -> dict[str, tuple[int, str]]:
-    """{sku: (unit amount, price list code)} for every SKU of `quantities` that has a price;
-    tiers by the basket's total quantity of the SKU. SKUs without a price are absent."""
-    ranked = applicable_lists(ctx, lists)
-    rank = {pl.code: i for i, pl in enumerate(ranked)}
-    best: dict[str, tuple[int, int, int]] = {}  # sku -> (rank, -min_quantity, amount)
-    for p in prices:
-        r = rank.get(p.price_list)
-        q = quantities.get(p.sku)
-        if r is None or q is None or p.min_quantity > q:
-            continue
-        key = (r, -p.min_quantity, p.amount)
-        cur = best.get(p.sku)
-        if cur is None or key < cur:
-            best[p.sku] = key
-    return {sku: (amount, ranked[r].code) for sku, (r, _, amount) in best.items()}
-
-
-def base_prices(ctx: Context, lists: Iterable[PriceList], prices: Iterable[Price], skus: Iterable[str]) -> dict[str, int]:
-    """One unit's price of each SKU (for weights, e.g. a bundle's components)."""
-    return {s: a for s, (a, _) in resolve_prices(ctx, lists, prices, {s: 1 for s in skus}).items()}
 
 
 # --------------------------------------------------------------------------- promotions
@@ -729,161 +564,3 @@ def quote(ctx: Context, lines: Sequence[LineIn], facts: dict[str, SkuFacts], pri
             components=tuple((s, q, comp_prices.get(s, 0)) for s, q in f.components), price_list=resolved[ln.sku][1],
         ))
     return price_items(items, promotions, ctx)
-
-
-# --------------------------------------------------------------------------- validation
-
-def validate_params(type_: str, params: Any) -> list[dict]:
-    """Field errors [{field, message}] for a promotion's params (empty when valid)."""
-    errs: list[dict] = []
-
-    def err(path: str, msg: str) -> None:
-        errs.append({"field": f"params.{path}" if path else "params", "message": msg})
-
-    def integer(path: str, v: Any, lo: int, hi: int) -> bool:
-        if type(v) is not int or not lo <= v <= hi:
-            err(path, f"An integer from {lo} to {hi}.")
-            return False
-        return True
-
-    if not isinstance(params, dict):
-        err("", "An object.")
-        return errs
-    allowed = {
-        "buy_x_pay_y": {"x", "y"},
-        "tiered_percent": {"tiers"},
-        "percent_off": {"percent_bp", "min_subtotal"},
-        "amount_off": {"amount", "per", "min_subtotal"},
-        "bundle_price": {"items", "amount"},
-    }[type_]
-    for k in params:
-        if k not in allowed:
-            err(k, f"Unknown parameter for {type_} (allowed: {', '.join(sorted(allowed))}).")
-    required = {"buy_x_pay_y": ("x", "y"), "tiered_percent": ("tiers",), "percent_off": ("percent_bp",),
-                "amount_off": ("amount",), "bundle_price": ("items", "amount")}[type_]
-    for k in required:
-        if k not in params:
-            err(k, "Required.")
-    if errs:
-        return errs
-    if "min_subtotal" in params:
-        integer("min_subtotal", params["min_subtotal"], 0, 10**12)
-    if type_ == "buy_x_pay_y":
-        ok = integer("x", params["x"], 2, 1000) & integer("y", params["y"], 0, 999)
-        if ok and params["y"] >= params["x"]:
-            err("y", "Must be less than x (pay y of every x).")
-    elif type_ in ("percent_off",):
-        integer("percent_bp", params["percent_bp"], 1, BP)
-    elif type_ == "amount_off":
-        integer("amount", params["amount"], 1, 10**12)
-        if params.get("per", "order") not in ("order", "line", "unit"):
-            err("per", "One of order, line, unit.")
-    elif type_ == "tiered_percent":
-        tiers = params["tiers"]
-        if not isinstance(tiers, list) or not tiers or len(tiers) > 50:
-            err("tiers", "A list of 1 to 50 tiers.")
-            return errs
-        last = 0
-        for j, t in enumerate(tiers):
-            if not isinstance(t, dict) or set(t) != {"min_quantity", "percent_bp"}:
-                err(f"tiers[{j}]", "An object {min_quantity, percent_bp}.")
-                continue
-            if integer(f"tiers[{j}].min_quantity", t["min_quantity"], 1, 10**6):
-                if t["min_quantity"] <= last:
-                    err(f"tiers[{j}].min_quantity", "Tiers must have increasing min_quantity.")
-                last = t["min_quantity"]
-            integer(f"tiers[{j}].percent_bp", t["percent_bp"], 1, BP)
-    elif type_ == "bundle_price":
-        integer("amount", params["amount"], 0, 10**12)
-        items = params["items"]
-        if not isinstance(items, list) or not items or len(items) > 50:
-            err("items", "A list of 1 to 50 items.")
-            return errs
-        seen = set()
-        for j, it in enumerate(items):
-            if not isinstance(it, dict) or set(it) - {"sku", "quantity"} or "sku" not in it:
-                err(f"items[{j}]", "An object {sku, quantity}.")
-                continue
-            if not isinstance(it["sku"], str) or not 1 <= len(it["sku"]) <= 100:
-                err(f"items[{j}].sku", "A SKU.")
-            elif it["sku"] in seen:
-                err(f"items[{j}].sku", f"{it['sku']!r} is listed twice.")
-            else:
-                seen.add(it["sku"])
-            integer(f"items[{j}].quantity", it.get("quantity", 1), 1, 1000)
-    return errs
-
-
-def canonical_params(type_: str, params: Any) -> Any:
-    """Spellings integrators use, mapped to the stored ones before validation: a whole-number
-    `percent` (10 = 10 %) for `percent_bp`, and `scope` / `applies_to` for amount_off's `per`."""
-    if not isinstance(params, dict):
-        return params
-    out = dict(params)
-
-    def percent(d: dict) -> dict:
-        if "percent" in d and "percent_bp" not in d and type(d["percent"]) is int:
-            d = dict(d)
-            d["percent_bp"] = d.pop("percent") * 100
-        return d
-
-    if type_ == "percent_off":
-        out = percent(out)
-    elif type_ == "tiered_percent" and isinstance(out.get("tiers"), list):
-        out["tiers"] = [percent(t) if isinstance(t, dict) else t for t in out["tiers"]]
-    elif type_ == "amount_off":
-        for alias in ("scope", "applies_to"):
-            if alias in out and "per" not in out:
-                out["per"] = out.pop(alias)
-    return out
-
-
-def normalize_params(type_: str, params: dict) -> dict:
-    """Defaults filled in (stored this way, so the engine never guesses)."""
-    if type_ == "amount_off":
-        return {"per": "order", **params}
-    if type_ == "bundle_price":
-        return {"items": [{"sku": it["sku"], "quantity": it.get("quantity", 1)} for it in params["items"]],
-                "amount": params["amount"]}
-    return dict(params)
-
-
-def _overlap(a: Sequence | None, b: Sequence | None) -> bool:
-    """None/empty = everything."""
-    return not a or not b or bool(set(a) & set(b))
-
-
-def _windows_overlap(a: Promotion, b: Promotion) -> bool:
-    start = max((t for t in (a.valid_from, b.valid_from) if t is not None), default=None)
-    end = min((t for t in (a.valid_to, b.valid_to) if t is not None), default=None)
-    return start is None or end is None or start < end
-
-
-def _scope_overlap(a: Promotion, b: Promotion) -> bool:
-    if (a.skus is None and a.categories is None) or (b.skus is None and b.categories is None):
-        return True
-    if a.skus and b.skus and a.skus & b.skus:
-        return True
-    ca, cb = a.categories or (), b.categories or ()
-    if any(x == y or x.startswith(y + "/") or y.startswith(x + "/") for x in ca for y in cb):
-        return True
-    # a SKU list against a category list: cannot tell without the catalog, so assume they may meet
-    return bool((a.skus and cb) or (b.skus and ca))
-
-
-def conflicts(new: Promotion, others: Iterable[Promotion]) -> list[Promotion]:
-    """Promotions the engine could not rank against `new`: both exclusive (not stackable), of the
-    same priority, reachable by the same quote (channels, customer groups, coupon, validity) and
-    touching the same products. Give one a different priority (or make one stackable)."""
-    if new.stackable or not new.active:
-        return []
-    out = []
-    for o in others:
-        if o.code == new.code or o.stackable or not o.active or o.priority != new.priority:
-            continue
-        if new.coupon_code and o.coupon_code and new.coupon_code != o.coupon_code:
-            continue
-        if (_overlap(new.channels, o.channels) and _overlap(new.customer_groups, o.customer_groups)
-                and _windows_overlap(new, o) and _scope_overlap(new, o)):
-            out.append(o)
-    return out

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from app.pricing.engine import (
     Context, Item, Price, PriceList, Promotion, QuoteResult, discount_vector, eligible, price_items, qualifies,
-    qualifying_lines, resolve_prices,
+    qualifying_lines,
 )
+from app.pricing.resolution import resolve_prices
 
 # A coupon that can never apply in this context (the quote answers 422 invalid_coupon naming it):
 CANNOT_APPLY = ("unknown", "not_yet_valid", "expired", "not_in_channel", "customer_group")

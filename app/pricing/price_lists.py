@@ -5,7 +5,7 @@ channel, and nothing else (404), read-only: the lists in the channel's currency 
 channel in their `channels` or that the channel names in its `price_lists`, active ones only.
 
 A list that names a channel takes part in its resolution without the channel naming it (see
-`engine.rank_lists`); when the channel names other lists that still rank ahead of it there
+`resolution.rank_lists`); when the channel names other lists that still rank ahead of it there
 (their priority is not below its own), creating or changing it answers with a `warnings`
 entry saying so and how to let it win.
 
@@ -34,7 +34,7 @@ from app.core.sql import chunks, where_in
 from app.events.service import emit
 from app.auth.principal import Principal
 from app.channels.service import channel_row
-from app.pricing import engine
+from app.pricing import resolution
 from app.pricing.common import (
     CH, PE, PL, by_ref, check_channels, check_skus, check_window, ended_now, list_to_engine, refuse_nulls, utc,
 )
@@ -71,8 +71,8 @@ async def visible_price_list(session: AsyncSession, who: Principal, ref: str) ->
 
 
 def _takes_part(pl: Any, channel: Any, *, active_only: bool) -> bool:
-    return (pl.active or not active_only) and engine.takes_part(list_to_engine(pl), channel.code, channel.currency,
-                                                                tuple(channel.price_lists or ()))
+    return (pl.active or not active_only) and resolution.takes_part(list_to_engine(pl), channel.code, channel.currency,
+                                                                    tuple(channel.price_lists or ()))
 
 
 async def warnings(session: AsyncSession, pl: PriceList) -> list[dict]:
@@ -94,7 +94,7 @@ async def warnings(session: AsyncSession, pl: PriceList) -> list[dict]:
         order = tuple(ch.price_lists or ())
         if pl.code in order:
             continue
-        ranked = engine.rank_lists([me, *(others[c] for c in order if c in others)], order)
+        ranked = resolution.rank_lists([me, *(others[c] for c in order if c in others)], order)
         ahead = [x.code for x in ranked[:ranked.index(me)]]
         if ahead:
             names = ", ".join(repr(c) for c in ahead)
@@ -187,7 +187,7 @@ async def delete_price_list(session: AsyncSession, request: Request, ref: str) -
 async def list_price_lists(session: AsyncSession, who: Principal, page: PageParams, channel: str | None = None) -> dict:
     """Admin without `channel`: every list, a page at a time. With `channel` (a bound key: always
     its own; another is not found): the lists that take part in that channel, all of them, in the
-    order resolution tries them (customer-group lists first, by group; `engine.rank_lists`). A
+    order resolution tries them (customer-group lists first, by group; `resolution.rank_lists`). A
     bound key sees active lists only; for admin, an inactive list or one outside its validity
     window keeps its place and is skipped by quotes while so."""
     if not who.is_admin:
@@ -202,7 +202,7 @@ async def list_price_lists(session: AsyncSession, who: Principal, page: PagePara
     rows = [r for r in (await session.execute(select(PriceList))).scalars().all()  # few lists: filtered here
             if _takes_part(r, ch, active_only=not who.is_admin)]
     by_code = {r.code: r for r in rows}
-    ranked = engine.rank_lists([list_to_engine(r) for r in rows], tuple(ch.price_lists or ()))
+    ranked = resolution.rank_lists([list_to_engine(r) for r in rows], tuple(ch.price_lists or ()))
     return {"data": [render_price_list(by_code[x.code]) for x in ranked], "next_cursor": None}
 
 

@@ -24,7 +24,7 @@ from app.core.ids import new_id
 from app.core.pagination import PageParams, apply_page, page_result
 from app.core.responses import rfc3339
 from app.events.service import emit
-from app.pricing import engine
+from app.pricing import engine, promotion_rules
 from app.pricing.common import PR, by_ref, check_channels, check_skus, check_window, ended_now, refuse_nulls, utc
 from app.pricing.models import Promotion
 from app.pricing.schemas import PromotionCreate, PromotionUpdate
@@ -52,7 +52,7 @@ def to_engine(p: Any) -> engine.Promotion:
 
 
 async def _validate_promotion(session: AsyncSession, values: dict, own_id: str | None = None) -> None:
-    errors = engine.validate_params(values["type"], values["params"])
+    errors = promotion_rules.validate_params(values["type"], values["params"])
     if errors:
         raise ApiError(422, "validation_error", f"{errors[0]['field']}: {errors[0]['message']}", errors=errors)
     check_window(values.get("valid_from"), values.get("valid_to"))
@@ -70,7 +70,7 @@ async def _validate_promotion(session: AsyncSession, values: dict, own_id: str |
         return
     others = (await session.execute(select(Promotion).where(
         Promotion.active.is_(True), Promotion.stackable.is_(False), Promotion.priority == candidate.priority))).scalars().all()
-    clash = engine.conflicts(candidate, [to_engine(o) for o in others if o.id != own_id])
+    clash = promotion_rules.conflicts(candidate, [to_engine(o) for o in others if o.id != own_id])
     if clash:
         names = ", ".join(c.code for c in clash)
         raise ApiError(
@@ -96,8 +96,8 @@ async def get_promotion(session: AsyncSession, ref: str, *, for_update: bool = F
 
 def _params(type_: str, params: Any) -> Any:
     """Accepted spellings mapped, defaults filled in; left as given when invalid (validation names the fields)."""
-    params = engine.canonical_params(type_, params)
-    return params if engine.validate_params(type_, params) else engine.normalize_params(type_, params)
+    params = promotion_rules.canonical_params(type_, params)
+    return params if promotion_rules.validate_params(type_, params) else promotion_rules.normalize_params(type_, params)
 
 
 async def create_promotion(session: AsyncSession, data: PromotionCreate) -> dict:

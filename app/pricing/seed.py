@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import existing_channels, lookup_skus
 from app.core.ids import new_id
-from app.pricing import engine
+from app.pricing import promotion_rules
 from app.pricing.models import PriceEntry, PriceList, Promotion, TaxRate
 
 DEMO_CHANNELS = ["web-de", "app-de", "pos-de", "amazon-de"]
@@ -76,7 +76,7 @@ async def seed_demo(session: AsyncSession) -> list[str]:
     for spec in PROMOTIONS:
         if spec["code"] in have_promos:
             continue
-        assert not engine.validate_params(spec["type"], spec["params"])
+        assert not promotion_rules.validate_params(spec["type"], spec["params"])
         session.add(Promotion(id=new_id("promo"), **spec))
         made.append(f"promotion {spec['code']}")
     await session.flush()

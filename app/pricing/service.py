@@ -3,6 +3,9 @@
 The rules live in one module per idea around the pure engine (`app/pricing/engine.py`);
 other domains and the routers import from here.
 
+* `app/pricing/engine.py`      the pure quote engine: its inputs and outputs, the promotions and
+  `quote`; beside it, as pure, `money.py` (integer arithmetic, tax, refunds), `resolution.py`
+  (which price list prices a SKU) and `promotion_rules.py` (a promotion's params, conflicts).
 * `app/pricing/quotes.py`      `quote_basket`, the one function every channel prices through
   (carts, orders, POS sales, marketplace listings), and the POST /v1/pricing/quote use case.
 * `app/pricing/shelf.py`       the price of one unit on product and variant pages, set-based
@@ -14,7 +17,7 @@ other domains and the routers import from here.
 * `app/pricing/references.py`  the SKUs pricing holds (prices, promotions), asked before a
   product is deleted (app/core/references.py).
 
-Which price list prices a SKU (see `engine.applicable_lists` and docs/pricing.md): among the
+Which price list prices a SKU (see `resolution.applicable_lists` and docs/pricing.md): among the
 active, currently valid lists in the channel's currency that take part in the channel (name it
 in their `channels`, or are named in the channel's `price_lists`) and whose `customer_group`
 is empty or the customer's, the first with a price wins, ranked

@@ -31,7 +31,7 @@ from app.channels.service import channel_row
 from app.core import clock
 from app.core.cache import Cache
 from app.core.errors import ApiError
-from app.pricing import engine, offers
+from app.pricing import engine, offers, resolution
 from app.pricing.reference import context, load_channel, price_rows, reference_data
 
 GROUP_ROLES = ("admin", "pos", "storefront")  # may show a customer group's prices on a page
@@ -74,7 +74,7 @@ async def unit_prices(session: AsyncSession, shelf: Shelf, categories: dict[str,
     now = clock.now()
     ctx = context(shelf.channel, now, shelf.customer_group)
     until = ref.next_change(now)
-    lists = engine.applicable_lists(ctx, ref.price_lists.values())
+    lists = resolution.applicable_lists(ctx, ref.price_lists.values())
     if not lists or not categories:
         return {}, until
     conn = await session.connection()

@@ -28,7 +28,7 @@ from app.core import clock
 from app.inventory import service as inventory
 from app.inventory.models import StockLevel
 from app.locations.models import Location
-from app.pricing import engine
+from app.pricing import resolution
 from app.pricing.common import PE
 from app.pricing.reference import context, reference_data
 from app.reports.period import bad, decode_cursor, encode_cursor
@@ -73,7 +73,7 @@ async def _channel(session: AsyncSession, who: Principal, ref: str | None, loc: 
 async def _ranked_lists(session: AsyncSession, channel: Any) -> list[tuple[str, str]]:
     """[(price list id, code)] that price the channel for everyone now, best first."""
     ref = await reference_data(session)
-    ranked = [pl for pl in engine.applicable_lists(context(channel, clock.now()), ref.price_lists.values())
+    ranked = [pl for pl in resolution.applicable_lists(context(channel, clock.now()), ref.price_lists.values())
               if pl.customer_group is None]
     ids = {code: lid for lid, code in ref.list_code.items()}
     return [(ids[pl.code], pl.code) for pl in ranked if pl.code in ids]

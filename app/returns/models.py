@@ -6,7 +6,7 @@ mail-in returns). It is `completed` at once when the goods are handed in, or sta
 completes later, the customer cancels, or the return window ends (`expires_at`).
 
 Each line keeps what the return did for one order line: the units, their condition, the refund
-and the tax in it (pricing.engine.refund_for_units over the order line's stored figures), the
+and the tax in it (pricing.money.refund_for_units over the order line's stored figures), the
 fulfillments the units came from (`sources`, which decide the return window and a dropship
 partner's charge-back) and the charge-back itself. `refund` keeps the payments service's refund
 record as it answered (null: nothing refunded, e.g. a zero amount or an authorization).

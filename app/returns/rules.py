@@ -16,7 +16,7 @@ the window of the units it takes is open; units whose window closed are not retu
 return_window_expired, saying when it closed).
 
 How much (`price`): what the customer paid for exactly those units, from the order line's
-stored figures: pricing.engine.refund_for_units(total, tax_amount, quantity, already returned,
+stored figures: pricing.money.refund_for_units(total, tax_amount, quantity, already returned,
 returning). Every discount (a broken "3 für 2", tiers, a coupon spread over lines, a bundle
 price) is already inside the line's total, so unit k's share is exact and all returns of a
 line refund its total to the cent. A bundle line comes back by the bundle.
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.core.errors import ApiError
-from app.pricing.engine import refund_for_units
+from app.pricing.money import refund_for_units
 
 DROPSHIP = "dropship"
 

@@ -30,7 +30,7 @@ from app.core.pagination import PageParams, apply_page, page_result
 from app.core.responses import rfc3339
 from app.core.sql import where_in
 from app.orders import views as order_views
-from app.pricing.engine import refund_for_units
+from app.pricing.money import refund_for_units
 from app.returns import facts, rules
 from app.returns.models import Return, ReturnLine
 from app.returns.states import ReturnStatus, effective_status

@@ -6,11 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.pricing.engine import (
-    Context, Item, LineIn, Price, PriceList, PricingError, Promotion, SkuFacts, allocate, allocate_bundle,
-    allocate_capped, applicable_lists, conflicts, div_half_up, price_items, quote, rank_lists, refund_for_units,
-    resolve_prices, tax_of, validate_params,
+    Context, Item, LineIn, Price, PriceList, PricingError, Promotion, SkuFacts, price_items, quote,
 )
+from app.pricing.money import allocate, allocate_bundle, allocate_capped, div_half_up, refund_for_units, tax_of
 from app.pricing.offers import UnitPrice, coupon_outcomes, coupon_problem, unit_prices
+from app.pricing.promotion_rules import conflicts, validate_params
+from app.pricing.resolution import applicable_lists, rank_lists, resolve_prices
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 GROSS = Context("web-de", "EUR", True, NOW)
@@ -447,7 +448,7 @@ def test_allocate_is_exact_and_proportional(total, weights):
 
 
 def test_params_spellings_integrators_use():
-    from app.pricing.engine import canonical_params
+    from app.pricing.promotion_rules import canonical_params
 
     assert canonical_params("percent_off", {"percent": 10}) == {"percent_bp": 1000}
     assert canonical_params("tiered_percent", {"tiers": [{"min_quantity": 3, "percent": 5}]}) == \

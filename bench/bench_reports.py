@@ -32,6 +32,7 @@ import asyncio
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,6 +51,11 @@ CHANNEL = """CASE WHEN i % 20 < 10 THEN 'web-de' WHEN i % 20 < 13 THEN 'app-de' 
 STATUS = """CASE WHEN i % 33 = 0 THEN 'cancelled' WHEN i % 97 = 1 THEN 'pending_payment'
                WHEN i % 20 BETWEEN 13 AND 16 THEN 'fulfilled' WHEN i % 7 = 0 THEN 'confirmed' ELSE 'fulfilled' END"""
 COUPON = "(i % 10 = 3 AND i % 20 NOT IN (17, 18))"
+# order i at :now - 365 days + i * (365 days / orders) (:now one instant for the whole data set: its lines carry
+# the same created_at); its store (POS sales, pickups) and currency, from its channel `ch`
+CREATED = ":now::timestamptz - interval '365 days' + i * (interval '365 days' / :orders)"
+STORE = "CASE WHEN ch = 'pos-de' OR i % 20 = 2 THEN 'st-' || lpad((1 + (i / 20) % 20)::text, 2, '0') END"
+CURRENCY = "CASE WHEN ch = 'web-ch' THEN 'CHF' ELSE 'EUR' END"
 
 GENERATE = [
     # --- reference data
@@ -97,42 +103,51 @@ GENERATE = [
               jsonb_build_object('marketing', false, 'personalization', i % 2 = 0), 1, now(), now()
        FROM generate_series(0, :customers - 1) i""",
     # --- order lines first (foreign keys are not checked while generating), then their orders with the
-    # lines' totals. Order i: 1 + i % 4 lines (2.5 on average); line k sells the SKU (b + 13 k) % SKUS where b
-    # depends on i: products 13 apart are bought together (the co-purchase structure)
+    # lines' totals and what they sold (the figures app/orders/reporting.py keeps); each line carries its order's
+    # created_at, channel, currency, store and coupon flag (reporting.py too). Order i: 1 + i % 4 lines (2.5
+    # on average); line k sells the SKU (b + 13 k) % SKUS where b depends on i: products 13 apart are bought
+    # together (the co-purchase structure)
     """INSERT INTO order_lines (id, order_id, position, sku, title, quantity, unit_price, subtotal, discounts,
                                 discount_total, total, tax_rate_bp, tax_amount, quantity_fulfilled, quantity_cancelled,
-                                quantity_returned)
+                                quantity_returned, order_created_at, order_channel, order_currency, order_location,
+                                order_coupon)
        SELECT 'ol_bench_' || lpad(i::text, 9, '0') || '_' || k, 'ord_bench_' || lpad(i::text, 9, '0'), k,
               'SKU-' || lpad(s::text, 5, '0'), 'Variant ' || s, q, p, q * p, '[]'::jsonb, d, q * p - d, 1900,
               ((q * p - d) * 1900 + 5950) / 11900,
               CASE WHEN st = 'fulfilled' THEN q - c ELSE 0 END, c,
-              CASE WHEN st = 'fulfilled' AND i % 25 = 11 AND k = 0 THEN 1 ELSE 0 END
-       FROM (SELECT i, k, s, q, p, st, CASE WHEN coupon THEN q * p / 10 ELSE 0 END AS d,
+              CASE WHEN st = 'fulfilled' AND i % 25 = 11 AND k = 0 THEN 1 ELSE 0 END,
+              {created}, ch, {currency}, {store}, coupon
+       FROM (SELECT i, k, s, q, p, st, ch, coupon, CASE WHEN coupon THEN q * p / 10 ELSE 0 END AS d,
                     CASE WHEN st = 'cancelled' THEN q WHEN i % 50 = 4 AND k = 0 AND q > 1 THEN 1 ELSE 0 END AS c
              FROM (SELECT i, k, (i * 2654435761 % :skus + 13 * k) % :skus AS s, 1 + (i + k) % 3 AS q,
                           500 + (((i * 2654435761 % :skus + 13 * k) % :skus) % 100) * 100 AS p,
-                          {status} AS st, {coupon} AS coupon
+                          {status} AS st, {coupon} AS coupon, {channel} AS ch
                    FROM generate_series(0::bigint, :orders - 1) i CROSS JOIN LATERAL generate_series(0, (i % 4)::int) k
                   ) x) y""",
-    # order i at now() - 365 days + i * (365 days / orders)
     """INSERT INTO orders (id, number, channel, external_id, customer_id, status, payment_status, payment_provider,
                            amount_authorized, amount_captured, amount_refunded, multicapture, price_source, currency,
                            prices_include_tax, subtotal, discount_total, tax_total, total, coupon_codes, promotions,
-                           fulfillment_method, location, source, campaign, version, created_at, updated_at)
+                           fulfillment_method, location, source, campaign, live_units, live_total,
+                           live_discount_total, returned_units, returned_total, version, created_at, updated_at)
        SELECT 'ord_bench_' || lpad(i::text, 9, '0'), 'B-' || i, ch, CASE WHEN ch = 'amazon-de' THEN 'AMZ-' || i END,
               CASE WHEN i % 5 < 3 THEN 'cus_bench_' || lpad((i * 7919 % :customers)::text, 6, '0') END,
-              {status}, 'paid', 'external', 0, 0, 0, false, 'quote', CASE WHEN ch = 'web-ch' THEN 'CHF' ELSE 'EUR' END,
+              {status}, 'paid', 'external', 0, 0, 0, false, 'quote', {currency},
               true, t.subtotal, t.discount, t.tax, t.total,
               CASE WHEN {coupon} THEN '["SUMMER"]' ELSE '[]' END::jsonb, '[]'::jsonb,
-              CASE WHEN ch = 'pos-de' OR i % 20 = 2 THEN 'pickup' ELSE 'ship' END,
-              CASE WHEN ch = 'pos-de' OR i % 20 = 2 THEN 'st-' || lpad((1 + (i / 20) % 20)::text, 2, '0') END,
+              CASE WHEN ch = 'pos-de' OR i % 20 = 2 THEN 'pickup' ELSE 'ship' END, {store},
               CASE WHEN ch IN ('web-de', 'app-de', 'web-ch') AND i % 10 < 3
                    THEN (ARRAY['newsletter', 'google', 'instagram', 'affiliate'])[1 + (i / 10) % 4] END,
               CASE WHEN ch IN ('web-de', 'app-de', 'web-ch') AND i % 10 < 3 THEN 'spring-' || ((i / 40) % 3) END,
-              1, now() - interval '365 days' + i * (interval '365 days' / :orders),
-              now() - interval '365 days' + i * (interval '365 days' / :orders)
+              t.live_units, t.live_total, t.live_discount_total, t.returned_units, t.returned_total,
+              1, {created}, {created}
        FROM (SELECT substr(order_id, 11)::bigint AS i, sum(subtotal) AS subtotal, sum(discount_total) AS discount,
-                    sum(tax_amount) AS tax, sum(total) AS total
+                    sum(tax_amount) AS tax, sum(total) AS total,
+                    -- what each order sold (app/orders/reporting.py)
+                    sum(quantity - quantity_cancelled) AS live_units,
+                    sum(total * (quantity - quantity_cancelled) / quantity) AS live_total,
+                    sum(discount_total * (quantity - quantity_cancelled) / quantity) AS live_discount_total,
+                    sum(quantity_returned) AS returned_units,
+                    sum(total * quantity_returned / quantity) AS returned_total
              FROM order_lines GROUP BY order_id) t
        CROSS JOIN LATERAL (SELECT {channel} AS ch) c""",
     # one fulfillment per order at its store (POS, pickup) or the warehouse (every 10th shipped order: a store);
@@ -177,6 +192,23 @@ GENERATE = [
 ]
 
 
+# orders whose figures are not the sums over their lines, or with a line that does not carry the order's values
+DRIFT = """SELECT count(*) FROM orders o JOIN (
+             SELECT order_id, sum(quantity - quantity_cancelled) AS u,
+                    sum(total * (quantity - quantity_cancelled) / quantity) AS t,
+                    sum(discount_total * (quantity - quantity_cancelled) / quantity) AS d, sum(quantity_returned) AS r,
+                    sum(total * quantity_returned / quantity) AS rt,
+                    count(DISTINCT (order_created_at, order_channel, order_currency, order_location, order_coupon))
+                      AS copies,
+                    min(order_created_at) AS created_at, min(order_channel) AS channel, min(order_currency) AS currency,
+                    min(order_location) AS location, bool_and(order_coupon) AS coupon
+             FROM order_lines GROUP BY order_id) l ON l.order_id = o.id
+           WHERE (o.live_units, o.live_total, o.live_discount_total, o.returned_units, o.returned_total)
+                 IS DISTINCT FROM (l.u, l.t, l.d, l.r, l.rt) OR l.copies <> 1
+              OR (o.created_at, o.channel, o.currency, o.location, jsonb_array_length(o.coupon_codes) > 0)
+                 IS DISTINCT FROM (l.created_at, l.channel, l.currency, l.location, l.coupon)"""
+
+
 async def generate(database_url: str, lines: int) -> dict:
     """The data set, set-based; returns the row counts."""
     import asyncpg
@@ -191,8 +223,10 @@ async def generate(database_url: str, lines: int) -> dict:
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)", list(BULK_TABLES))
         for ix in indexes:
             await conn.execute(f'DROP INDEX "{ix["indexname"]}"')
-        values = {":skus": SKUS, ":customers": CUSTOMERS, ":carts": CARTS, ":orders": orders,
-                  "{status}": STATUS, "{coupon}": COUPON, "{channel}": CHANNEL}
+        values = {"{created}": CREATED, "{store}": STORE, "{currency}": CURRENCY,  # (these contain :now, :orders)
+                  ":skus": SKUS, ":customers": CUSTOMERS, ":carts": CARTS, ":orders": orders,
+                  ":now": f"'{datetime.now(UTC).isoformat()}'", "{status}": STATUS, "{coupon}": COUPON,
+                  "{channel}": CHANNEL}
         for sql in GENERATE:
             for name, value in values.items():
                 sql = sql.replace(name, str(value))
@@ -201,6 +235,8 @@ async def generate(database_url: str, lines: int) -> dict:
         for ix in indexes:
             await conn.execute(ix["indexdef"])
         await conn.execute("SET session_replication_role = DEFAULT")
+        drift = await conn.fetchval(DRIFT)
+        assert drift == 0, f"{drift} orders whose figures or lines are not what app/orders/reporting.py keeps"
         await conn.execute("VACUUM ANALYZE")
         return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in COUNTED}
     finally:

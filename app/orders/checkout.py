@@ -51,7 +51,7 @@ from app.core.transaction import RETRYABLE_SQLSTATES, sqlstate
 from app.core.ids import new_id
 from app.events.service import emit_many
 from app.inventory import service as inventory
-from app.orders import numbers, states
+from app.orders import numbers, reporting, states
 from app.orders.carts import cart_completed, check_fulfillment, resolve_customer
 from app.orders.dependencies import CART, bound_channel, cart_not_found, cart_scope
 from app.orders.models import FulfillmentEvent, Order, OrderLine
@@ -220,12 +220,14 @@ async def _write(session: AsyncSession, who: Principal | None, spec: Spec, quote
     now = clock.now()
     line_ids = [new_id("ol") for _ in quote.lines]
     sold = spec.sale
+    on_lines = reporting.on_lines(created_at=now, channel=ch.code, currency=quote.currency, location=spec.location,
+                                  coupon_codes=spec.coupons)
     lines = [{
         "id": lid, "order_id": order_id, "position": i, "sku": q.sku, "title": facts[q.sku].title if q.sku in facts else None,
         "quantity": q.quantity, "unit_price": q.unit_price, "subtotal": q.subtotal, "discounts": q.discounts,
         "discount_total": q.discount_total, "total": q.total, "tax_rate_bp": q.tax_rate_bp, "tax_amount": q.tax_amount,
         "components": q.components, "quantity_fulfilled": q.quantity if sold else 0, "quantity_cancelled": 0,
-        "quantity_returned": 0,
+        "quantity_returned": 0, **on_lines,
     } for i, (lid, q) in enumerate(zip(line_ids, quote.lines))]
     pending = paid["payment_status"] == "unpaid" and client_secret is not None
     status = (states.OrderStatus.fulfilled if sold else
@@ -240,7 +242,7 @@ async def _write(session: AsyncSession, who: Principal | None, spec: Spec, quote
         "discount_total": quote.discount_total, "tax_total": quote.tax_total, "total": quote.total,
         "coupon_codes": list(spec.coupons), "promotions": quote.promotions, "fulfillment_method": spec.method,
         "shipping_address": spec.address, "location": spec.location, "source": spec.source,
-        "campaign": spec.campaign,
+        "campaign": spec.campaign, **reporting.of_lines(lines),
         "api_key_id": who.key_id if who is not None else None, "version": 1, "created_at": now, "updated_at": now,
     }
     number = await numbers.number_value(session, ch.type)

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from app.core.db import UTCDateTime
 from app.core.models import id_field, json_field, ts_field
 
 
@@ -39,11 +40,24 @@ class Cart(SQLModel, table=True):
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_orders_channel_external_id"),
-                      Index("ix_orders_customer_created", "customer_id", "created_at"))  # a customer's orders, reports
+                      Index("ix_orders_customer_created", "customer_id", "created_at"),  # a customer's orders, reports
+                      # a period's orders, index-only for the sales report (migration 0019; SQLite: created_at alone)
+                      Index("ix_orders_report", "created_at", postgresql_include=[
+                          "id", "status", "channel", "currency", "location", "source", "campaign", "customer_id",
+                          "coupon_codes", "live_units", "live_total", "live_discount_total", "returned_units",
+                          "returned_total"]),
+                      # a channel's orders in time order; index-only for attribution's in-store sales (app/reports)
+                      Index("ix_orders_channel_created", "channel", "created_at",
+                            postgresql_include=["id", "customer_id", "source", "status", "location"]),
+                      # the online touches of known customers, index-only for attribution (app/reports/attribution.py)
+                      Index("ix_orders_touches", "created_at",
+                            postgresql_include=["customer_id", "channel", "source", "campaign"],
+                            postgresql_where=text("source IS NOT NULL AND customer_id IS NOT NULL"),
+                            sqlite_where=text("source IS NOT NULL AND customer_id IS NOT NULL")))
 
     id: str = id_field()  # ord_<ulid>
     number: str = Field(max_length=30, unique=True, index=True)  # WEB-000123
-    channel: str = Field(max_length=100, index=True)
+    channel: str = Field(max_length=100)  # indexed by ix_orders_channel_created
     external_id: str | None = Field(default=None, max_length=200)
     cart_id: str | None = Field(default=None, max_length=40, unique=True)
     customer_id: str | None = Field(default=None, max_length=40, index=True)
@@ -74,15 +88,24 @@ class Order(SQLModel, table=True):
     location: str | None = Field(default=None, max_length=100)  # pickup/reserve store, POS store
     source: str | None = Field(default=None, max_length=100)  # attribution (referrer, utm_source): app/reports
     campaign: str | None = Field(default=None, max_length=100)  # attribution (utm_campaign)
+    # what the order sold, summed from its lines for the sales report (app/orders/reporting.py)
+    live_units: int = 0
+    live_total: int = Field(default=0, sa_type=BigInteger)
+    live_discount_total: int = Field(default=0, sa_type=BigInteger)
+    returned_units: int = 0
+    returned_total: int = Field(default=0, sa_type=BigInteger)
     api_key_id: str | None = Field(default=None, max_length=40)
     version: int = 1
-    created_at: datetime = ts_field(index=True)
+    created_at: datetime = ts_field()  # indexed by ix_orders_report
     updated_at: datetime = ts_field()
 
 
 class OrderLine(SQLModel, table=True):
     __tablename__ = "order_lines"
-    __table_args__ = (Index("ix_order_lines_sku_order", "sku", "order_id"),)  # reports by SKU, references
+    # the sales report by SKU, index-only (migration 0019); recommendations; references
+    __table_args__ = (Index("ix_order_lines_sku_order", "sku", "order_id", postgresql_include=[
+        "quantity", "quantity_cancelled", "quantity_returned", "total", "discount_total", "order_created_at",
+        "order_channel", "order_currency", "order_location", "order_coupon"]),)
 
     id: str = id_field()  # ol_<ulid>
     order_id: str = Field(max_length=40, foreign_key="orders.id", index=True)
@@ -101,6 +124,12 @@ class OrderLine(SQLModel, table=True):
     quantity_fulfilled: int = 0
     quantity_cancelled: int = 0  # unfulfillable or cancelled units
     quantity_returned: int = 0
+    # the order's values that never change after checkout, for the sales report by SKU (app/orders/reporting.py)
+    order_created_at: datetime = Field(sa_type=UTCDateTime)
+    order_channel: str = Field(max_length=100)
+    order_currency: str = Field(max_length=3)
+    order_location: str | None = Field(default=None, max_length=100)
+    order_coupon: bool
 
 
 class Fulfillment(SQLModel, table=True):

@@ -29,7 +29,7 @@ from app.auth.principal import Principal
 from app.core import clock
 from app.core.errors import ApiError
 from app.core.responses import rfc3339
-from app.orders import states
+from app.orders import reporting, states
 from app.orders.models import Fulfillment, FulfillmentLine, Order, OrderLine
 
 O = Order.__table__
@@ -346,7 +346,8 @@ async def order_status_update(session: AsyncSession, order_id: str) -> dict:
         await session.execute(update(OL).where(OL.c.id == bindparam("k_id"))
                               .values(quantity_fulfilled=bindparam("qf"), quantity_cancelled=bindparam("qc")), changed)
     version = (await session.execute(
-        update(O).where(O.c.id == order_id).values(status=str(status), version=O.c.version + 1, updated_at=clock.now())
+        update(O).where(O.c.id == order_id).values(status=str(status), version=O.c.version + 1, updated_at=clock.now(),
+                                                   **reporting.recount())
         .returning(O.c.version))).scalar_one()
     return {"status": str(status), "previous_status": head.status, "version": version}
 

@@ -70,7 +70,7 @@ async def sales_report(
 ):
     p = period(from_, to, tz, max_days=sales.max_days(group_by.value),
                why=f" with group_by={group_by.value}" if group_by.value in sales.MAX_DAYS_BY else "")
-    async with report_settings(session, is_postgres(session)):
+    async with report_settings(session, is_postgres(session), parallel=group_by.value not in sales.ALONE):
         answer = await sales.report(session, who, group_by=group_by.value, period=p, channel=channel,
                                     attribution_days=attribution_days, limit=limit, cursor=cursor)
     return json_response(answer)

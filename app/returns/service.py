@@ -36,6 +36,7 @@ from app.core.errors import ApiError
 from app.core.ids import new_id
 from app.events.service import emit
 from app.inventory import service as inventory
+from app.orders import reporting
 from app.returns import facts, payment, rules, views
 from app.returns.schemas import CreateStatus, ReturnCancel, ReturnComplete, ReturnCreate
 from app.returns.states import Condition, ReturnStatus, check, effective_status
@@ -191,13 +192,14 @@ async def _restockable(session: AsyncSession, lines: list[dict]) -> None:
 
 async def _touch_order(session: AsyncSession, order_id: str, returned: dict[str, int]) -> None:
     """quantity_returned of the order's lines up by `returned`, and the order's version (its
-    answer lists its returns)."""
+    answer lists its returns) and what it sold (counted again from its lines: app/orders/reporting.py)."""
     if returned:
         await session.execute(
             update(OL).where(OL.c.id == bindparam("k_id"))
             .values(quantity_returned=OL.c.quantity_returned + bindparam("k_q")),
             [{"k_id": k, "k_q": q} for k, q in sorted(returned.items())])
-    await session.execute(update(O).where(O.c.id == order_id).values(version=O.c.version + 1, updated_at=clock.now()))
+    await session.execute(update(O).where(O.c.id == order_id).values(version=O.c.version + 1, updated_at=clock.now(),
+                                                                     **reporting.recount()))
 
 
 # --------------------------------------------------------------------------- authorizations

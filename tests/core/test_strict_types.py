@@ -191,6 +191,8 @@ COLUMNS: dict[str, list[str]] = {
     "order_lines.tax_rate_bp": [], "order_lines.tax_amount": [], "order_lines.quantity_fulfilled": [],
     "order_lines.quantity_cancelled": [], "order_lines.quantity_returned": [],
     "orders.subtotal": [], "orders.discount_total": [], "orders.tax_total": [], "orders.total": [],
+    "orders.live_units": [], "orders.live_total": [], "orders.live_discount_total": [],  # sums of the lines
+    "orders.returned_units": [], "orders.returned_total": [],
     "fulfillments.pickup_attempts": [], "fulfillment_lines.quantity": [], "order_counters.last": [],
     "returns.seq": [], "returns.refund_total": [], "returns.tax_total": [], "return_lines.position": [],
     "return_lines.quantity": ["ReturnLineIn.quantity"], "return_lines.refund_amount": [], "return_lines.tax_amount": [],

@@ -255,25 +255,3 @@ class CategoryOut(BaseModel):
 
 class CategoryList(BaseModel):
     data: list[CategoryOut]
-
-
-class FieldError(BaseModel):
-    field: str
-    message: str
-
-
-class RowError(BaseModel):
-    row: int
-    sku: str | None
-    errors: list[FieldError]
-
-
-class ImportResult(BaseModel):
-    created: int
-    updated: int
-    unchanged: int
-    failed: int
-    products_created: int
-    products_updated: int
-    errors: list[RowError]
-    errors_truncated: bool
